@@ -1,0 +1,64 @@
+//! The audit trail. Successful steps are rows of `cortex_vault.audit_log`,
+//! written in the caller's transaction (by the trigger on the vault's tables
+//! or directly for reads). A refused step aborts that transaction and would
+//! take its row with it, so refusals are written to the server log instead,
+//! as one LOG line in the same shape. Neither ever holds a value.
+
+use crate::context;
+use crate::elevate;
+use crate::errors::VaultResult;
+use pgrx::prelude::*;
+use pgrx::Uuid;
+
+/// One event of the audit trail.
+pub struct Event<'a> {
+    /// Organization the event belongs to.
+    pub org: &'a Uuid,
+    /// Deployment in context, or of the secret.
+    pub deployment: Option<&'a str>,
+    /// Secret concerned, if any.
+    pub secret: Option<&'a Uuid>,
+    /// What was done: create, read, rotate, delete, create_org, ...
+    pub operation: &'a str,
+}
+
+/// Appends a successful event to `audit_log`; call inside `as_vault_owner`.
+pub fn record(event: &Event) -> VaultResult<()> {
+    Spi::run_with_args(
+        "INSERT INTO cortex_vault.audit_log \
+         (org_id, deployment_id, secret_id, operation, outcome, db_user, actor) \
+         VALUES ($1, $2, $3, $4, 'success', $5, $6)",
+        &[
+            (*event.org).into(),
+            event.deployment.into(),
+            event.secret.copied().into(),
+            event.operation.into(),
+            elevate::audit_user().into(),
+            context::actor().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Writes a refused attempt to the server log, where it survives the
+/// rollback that the error causes. Labels are quoted so that an actor or
+/// deployment name cannot forge a second log line.
+pub fn denied(org: Option<&Uuid>, deployment: Option<&str>, secret: Option<&Uuid>, op: &str) {
+    let org = org.map(|o| o.to_string()).unwrap_or_else(|| "none".into());
+    let secret = secret.map(|s| s.to_string()).unwrap_or_else(|| "none".into());
+    log!(
+        "cortex_vault audit: operation={op} outcome=denied org={org} deployment={:?} \
+         secret={secret} db_user={:?} actor={:?}",
+        deployment.unwrap_or(""),
+        elevate::current_role_name(),
+        context::actor().unwrap_or_default()
+    );
+}
+
+/// The role to name in an audit row written by a trigger: the caller of the
+/// vault function when one is running, the current role otherwise.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn _audit_user() -> String {
+    elevate::audit_user()
+}
