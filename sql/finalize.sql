@@ -39,7 +39,7 @@ BEGIN
     INSERT INTO cortex_vault.audit_log
         (org_id, deployment_id, secret_id, operation, outcome, db_user, actor)
     VALUES (r.org_id, r.deployment_id, r.id, op, 'success', cortex_vault._audit_user(),
-            pg_catalog.left(pg_catalog.nullif(pg_catalog.current_setting('cortex_vault.actor', true), ''), 255));
+            pg_catalog.left(NULLIF(pg_catalog.current_setting('cortex_vault.actor', true), ''), 255));
     RETURN NULL;
 END
 $fn$;

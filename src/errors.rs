@@ -134,12 +134,12 @@ impl VaultError {
                  and deployment."
                     .into(),
             ),
-            VaultError::VersionConflict { expected, actual } => {
-                Some(format!("The caller expected version {expected}; the current version is {actual}."))
-            }
-            VaultError::Undecryptable(CryptoError::UnknownFormat(b)) => {
-                Some(format!("The stored value has format byte {b}, which this release cannot read."))
-            }
+            VaultError::VersionConflict { expected, actual } => Some(format!(
+                "The caller expected version {expected}; the current version is {actual}."
+            )),
+            VaultError::Undecryptable(CryptoError::UnknownFormat(b)) => Some(format!(
+                "The stored value has format byte {b}, which this release cannot read."
+            )),
             VaultError::Undecryptable(_) => Some(
                 "The ciphertext does not belong to this secret, organization, deployment \
                  or version, or it was changed."
@@ -153,9 +153,9 @@ impl VaultError {
     /// The HINT sentence, where one helps.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            VaultError::NotPreloaded => Some(
-                "Add cortex_vault to shared_preload_libraries in postgresql.conf and restart.",
-            ),
+            VaultError::NotPreloaded => {
+                Some("Add cortex_vault to shared_preload_libraries in postgresql.conf and restart.")
+            }
             VaultError::NoMasterKey { .. } => Some(
                 "Set cortex_vault.master_key_file or cortex_vault.master_key_command in \
                  postgresql.conf and restart; the server log says why loading failed.",

@@ -33,7 +33,12 @@ fn create(org_id: Option<Uuid>, name: Option<&str>) -> VaultResult<Uuid> {
         }
         let (_, wrapped) = org::generate(&org, 1)?;
         store_key(&org, 1, &wrapped, "INSERT")?;
-        audit::record(&Event { org: &org, deployment: None, secret: None, operation: "create_org" })?;
+        audit::record(&Event {
+            org: &org,
+            deployment: None,
+            secret: None,
+            operation: "create_org",
+        })?;
         Ok(org)
     })
 }
@@ -54,7 +59,8 @@ fn rotate_master() -> VaultResult<i64> {
         for (org, version, wrapped) in &stale {
             if let Some(rewrapped) = org::rewrap(org, *version, wrapped)? {
                 store_key(org, *version, &rewrapped, "UPDATE")?;
-                let event = Event { org, deployment: None, secret: None, operation: "rotate_master_key" };
+                let event =
+                    Event { org, deployment: None, secret: None, operation: "rotate_master_key" };
                 audit::record(&event)?;
             }
         }
@@ -185,7 +191,12 @@ fn shred(org_id: Option<Uuid>) -> VaultResult<()> {
             "UPDATE cortex_vault.orgs SET shredded_at = pg_catalog.now() WHERE org_id = $1",
             &args,
         )?;
-        audit::record(&Event { org: &org, deployment: None, secret: None, operation: "shred_org" })?;
+        audit::record(&Event {
+            org: &org,
+            deployment: None,
+            secret: None,
+            operation: "shred_org",
+        })?;
         log!("cortex_vault: organization {org} shredded; its key and secrets were destroyed");
         Ok(())
     })
@@ -202,7 +213,12 @@ fn store_key(org: &Uuid, version: i32, wrapped: &Wrapped, verb: &str) -> VaultRe
     };
     Spi::run_with_args(
         query,
-        &[(*org).into(), version.into(), wrapped.fingerprint.as_str().into(), wrapped.blob.as_slice().into()],
+        &[
+            (*org).into(),
+            version.into(),
+            wrapped.fingerprint.as_str().into(),
+            wrapped.blob.as_slice().into(),
+        ],
     )?;
     Ok(())
 }

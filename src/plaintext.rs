@@ -1,12 +1,12 @@
 //! The return type of a decrypted value: the bytes are copied once into the
 //! text datum Postgres hands to the client, and the Rust buffer is wiped.
 
+use pgrx::callconv::{BoxRet, FcInfo};
+use pgrx::datum::Datum;
 use pgrx::pg_sys;
 use pgrx::pgrx_sql_entity_graph::metadata::{
     ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
 };
-use pgrx::callconv::{BoxRet, FcInfo};
-use pgrx::datum::Datum;
 use pgrx::IntoDatum;
 use zeroize::Zeroizing;
 

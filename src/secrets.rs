@@ -78,7 +78,10 @@ fn read_by_id(secret_id: Option<Uuid>) -> VaultResult<Plaintext> {
 /// an organization-wide one of that name.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn read_secret_by_name(name: Option<&str>, deployment_id: default!(Option<&str>, "NULL")) -> Plaintext {
+fn read_secret_by_name(
+    name: Option<&str>,
+    deployment_id: default!(Option<&str>, "NULL"),
+) -> Plaintext {
     or_raise(read_by_name(name, deployment_id))
 }
 

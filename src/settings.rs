@@ -62,10 +62,34 @@ pub fn register() {
         GucFlags::default(),
     );
     let context = GucFlags::default();
-    string(c"cortex_vault.org_id", c"Organization (uuid) the transaction acts for.", &ORG_ID, GucContext::Userset, context);
-    string(c"cortex_vault.deployment_id", c"Agent deployment the transaction acts for.", &DEPLOYMENT_ID, GucContext::Userset, context);
-    string(c"cortex_vault.actor", c"Application user recorded in the audit trail.", &ACTOR, GucContext::Userset, context);
-    string(c"cortex_vault.context_token", c"Signed context token for this transaction.", &CONTEXT_TOKEN, GucContext::Userset, context);
+    string(
+        c"cortex_vault.org_id",
+        c"Organization (uuid) the transaction acts for.",
+        &ORG_ID,
+        GucContext::Userset,
+        context,
+    );
+    string(
+        c"cortex_vault.deployment_id",
+        c"Agent deployment the transaction acts for.",
+        &DEPLOYMENT_ID,
+        GucContext::Userset,
+        context,
+    );
+    string(
+        c"cortex_vault.actor",
+        c"Application user recorded in the audit trail.",
+        &ACTOR,
+        GucContext::Userset,
+        context,
+    );
+    string(
+        c"cortex_vault.context_token",
+        c"Signed context token for this transaction.",
+        &CONTEXT_TOKEN,
+        GucContext::Userset,
+        context,
+    );
 }
 
 fn string(

@@ -48,7 +48,8 @@ pub fn generate(org: &Uuid, version: i32) -> VaultResult<(OrgKey, Wrapped)> {
 /// when that version is not loaded.
 pub fn unwrap(org: &Uuid, version: i32, wrapped: &Wrapped) -> VaultResult<OrgKey> {
     let master = super::by_fingerprint(&wrapped.fingerprint)?;
-    let key = crypto::unwrap_key(&master.key, &wrapped.blob, &binding(org, version, master.fingerprint))?;
+    let key =
+        crypto::unwrap_key(&master.key, &wrapped.blob, &binding(org, version, master.fingerprint))?;
     Ok(OrgKey { key, version })
 }
 

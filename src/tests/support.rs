@@ -26,11 +26,9 @@ pub fn setup() {
     run("CREATE ROLE t_reader NOLOGIN IN ROLE cortex_vault_reader");
     run("CREATE ROLE t_auditor NOLOGIN IN ROLE cortex_vault_auditor");
     run("CREATE ROLE t_nobody NOLOGIN");
-    run(
-        "CREATE FUNCTION public.t_error_of(q text) RETURNS text LANGUAGE plpgsql AS $$ \
-         DECLARE v text; BEGIN EXECUTE q INTO v; RETURN coalesce(v, 'ok'); \
-         EXCEPTION WHEN OTHERS THEN RETURN 'ERROR ' || SQLSTATE || ': ' || SQLERRM; END $$",
-    );
+    run("CREATE FUNCTION public.t_error_of(q text) RETURNS text LANGUAGE plpgsql AS $$ \
+         DECLARE v text; BEGIN EXECUTE q INTO v; RETURN coalesce(NULLIF(v, ''), 'ok'); \
+         EXCEPTION WHEN OTHERS THEN RETURN 'ERROR ' || SQLSTATE || ': ' || SQLERRM; END $$");
     run("GRANT EXECUTE ON FUNCTION public.t_error_of(text) TO PUBLIC");
     as_role("t_admin", None);
     run(&format!("SELECT cortex_vault.create_org('{ORG_A}', 'Acme')"));

@@ -63,7 +63,10 @@ mod tests {
         let id = create(ORG_A, "key", ANTHROPIC, None);
         as_role("t_writer", Some(ORG_A));
         let got = outcome(&format!("SELECT cortex_vault.read_secret('{id}')"));
-        assert!(got.starts_with("ERROR 42501: permission denied for function read_secret"), "{got}");
+        assert!(
+            got.starts_with("ERROR 42501: permission denied for function read_secret"),
+            "{got}"
+        );
         let got = outcome("SELECT cortex_vault.read_secret_by_name('key')");
         assert!(got.starts_with("ERROR 42501"), "{got}");
         // Nor through the tables underneath.
@@ -123,7 +126,7 @@ mod tests {
         let missing = "5e5e5e5e-0000-4000-8000-000000000000";
         as_role("t_reader", Some(ORG_A));
         let detail = |id: &str| {
-            text(&format!(
+            run(&format!(
                 "DO $$ BEGIN PERFORM cortex_vault.read_secret('{id}'); \
                  EXCEPTION WHEN OTHERS THEN DECLARE s text; m text; d text; h text; BEGIN \
                  GET STACKED DIAGNOSTICS s = RETURNED_SQLSTATE, m = MESSAGE_TEXT, \
@@ -163,7 +166,9 @@ mod tests {
         let got = read(ORG_B, Some("agent-a"), &b1);
         assert_eq!(got, "ERROR XX001: stored secret could not be decrypted");
         // Moving the secret to another deployment breaks it too.
-        run(&format!("UPDATE cortex_vault.secrets SET deployment_id = 'agent-b' WHERE id = '{a1}'"));
+        run(&format!(
+            "UPDATE cortex_vault.secrets SET deployment_id = 'agent-b' WHERE id = '{a1}'"
+        ));
         let got = read(ORG_A, Some("agent-b"), &a1);
         assert_eq!(got, "ERROR XX001: stored secret could not be decrypted");
     }
@@ -177,10 +182,7 @@ mod tests {
             outcome(&format!("SELECT cortex_vault.rotate_secret('{id}', '{value}', {expected})"))
         };
         assert_eq!(rotate("value-two", "NULL"), "2");
-        assert_eq!(
-            rotate("value-three", "1"),
-            "ERROR 40001: secret version does not match"
-        );
+        assert_eq!(rotate("value-three", "1"), "ERROR 40001: secret version does not match");
         assert_eq!(rotate("value-three", "2"), "3");
         let version = text(&format!(
             "SELECT version::text FROM cortex_vault.secret_metadata WHERE id = '{id}'"
@@ -292,12 +294,15 @@ mod tests {
         create(ORG_A, "a-other", OPENAI, Some("agent-b"));
         create(ORG_B, "b-key", OPENAI, None);
         as_role("t_reader", Some(ORG_A));
-        let all = text("SELECT string_agg(m::text, ';' ORDER BY name) FROM cortex_vault.secret_metadata m")
-            .unwrap();
+        let all = text(
+            "SELECT string_agg(m::text, ';' ORDER BY name) FROM cortex_vault.secret_metadata m",
+        )
+        .unwrap();
         assert!(all.contains("a-key") && all.contains("a-other"), "{all}");
         assert!(!all.contains("b-key") && !all.contains("TESTVALUE"), "{all}");
         context(Some(ORG_A), Some("agent-a"));
-        let names = text("SELECT string_agg(name, ',' ORDER BY name) FROM cortex_vault.secret_metadata");
+        let names =
+            text("SELECT string_agg(name, ',' ORDER BY name) FROM cortex_vault.secret_metadata");
         assert_eq!(names.as_deref(), Some("a-key"));
         as_role("t_reader", None);
         let n = Spi::get_one::<i64>("SELECT count(*) FROM cortex_vault.secret_metadata");
@@ -330,7 +335,8 @@ mod tests {
         );
         let actor = text("SELECT actor FROM cortex_vault.audit_log WHERE operation = 'rotate'");
         assert_eq!(actor.as_deref(), Some("alice@example.com"));
-        let secret = text("SELECT secret_id::text FROM cortex_vault.audit_log WHERE operation = 'read'");
+        let secret =
+            text("SELECT secret_id::text FROM cortex_vault.audit_log WHERE operation = 'read'");
         assert_eq!(secret.as_deref(), Some(id.as_str()));
         // Organization B's auditor sees none of it.
         context(Some(ORG_B), None);
@@ -365,6 +371,7 @@ mod tests {
         let id = create(ORG_A, "key", ANTHROPIC, Some("agent-a"));
         as_role("t_writer", Some(ORG_A));
         run(&format!("SELECT cortex_vault.rotate_secret('{id}', '{OPENAI}')"));
+        reset_role();
         let before = text(&format!(
             "SELECT string_agg(encode(ciphertext, 'hex'), ',' ORDER BY version) \
              FROM cortex_vault.secret_versions WHERE secret_id = '{id}'"
@@ -377,7 +384,9 @@ mod tests {
              FROM cortex_vault.secret_versions WHERE secret_id = '{id}'"
         ));
         assert_ne!(before, after);
-        let kv = text(&format!("SELECT key_version::text FROM cortex_vault.org_keys WHERE org_id = '{ORG_A}'"));
+        let kv = text(&format!(
+            "SELECT key_version::text FROM cortex_vault.org_keys WHERE org_id = '{ORG_A}'"
+        ));
         assert_eq!(kv.as_deref(), Some("2"));
         assert_eq!(read(ORG_A, Some("agent-a"), &id), OPENAI);
     }
