@@ -20,15 +20,22 @@ CREATE TRIGGER audit_log_no_truncate
     BEFORE TRUNCATE ON cortex_vault.audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION cortex_vault._audit_log_append_only();
 
--- Every change to a secret's row writes its audit row in the same transaction.
+-- Every change a vault function makes to a secret's row writes its audit row
+-- in the same transaction. Changes made outside the vault functions, such as
+-- pg_restore loading a dump as the owner, carry no caller and are not audited
+-- again.
 CREATE FUNCTION cortex_vault._audit_secret_change() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    r  record;
-    op text;
+    r      record;
+    op     text;
+    caller text := cortex_vault._audit_caller();
 BEGIN
+    IF caller IS NULL THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         r := NEW; op := 'create';
     ELSIF TG_OP = 'DELETE' THEN
@@ -38,7 +45,7 @@ BEGIN
     END IF;
     INSERT INTO cortex_vault.audit_log
         (org_id, deployment_id, secret_id, operation, outcome, db_user, actor)
-    VALUES (r.org_id, r.deployment_id, r.id, op, 'success', cortex_vault._audit_user(),
+    VALUES (r.org_id, r.deployment_id, r.id, op, 'success', caller,
             pg_catalog.left(NULLIF(pg_catalog.current_setting('cortex_vault.actor', true), ''), 255));
     RETURN NULL;
 END
@@ -74,6 +81,7 @@ SELECT pg_catalog.pg_extension_config_dump('cortex_vault.org_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('cortex_vault.secrets', '');
 SELECT pg_catalog.pg_extension_config_dump('cortex_vault.secret_versions', '');
 SELECT pg_catalog.pg_extension_config_dump('cortex_vault.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('cortex_vault.audit_log_id_seq', '');
 
 -- Privileges: nothing for PUBLIC but what policies must call; each duty
 -- gets exactly its functions.

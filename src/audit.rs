@@ -55,10 +55,10 @@ pub fn denied(org: Option<&Uuid>, deployment: Option<&str>, secret: Option<&Uuid
     );
 }
 
-/// The role to name in an audit row written by a trigger: the caller of the
-/// vault function when one is running, the current role otherwise.
+/// The role that called the vault function now running, for the audit
+/// trigger on the vault's tables; NULL outside such a call.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn _audit_user() -> String {
-    elevate::audit_user()
+fn _audit_caller() -> Option<String> {
+    elevate::caller()
 }

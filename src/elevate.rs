@@ -26,6 +26,11 @@ pub fn audit_user() -> String {
     CALLER.with(|c| c.borrow().clone()).unwrap_or_else(current_role_name)
 }
 
+/// The caller of the vault function now running; `None` outside one.
+pub fn caller() -> Option<String> {
+    CALLER.with(|c| c.borrow().clone())
+}
+
 /// Name of the current role.
 pub fn current_role_name() -> String {
     // SAFETY: GetUserId is valid inside a transaction, and GetUserNameFromId

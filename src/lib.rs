@@ -27,10 +27,16 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 /// Registers the settings and, when preloaded, loads the master key.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    settings::register();
     // SAFETY: reading a global flag the server sets while it loads
     // shared_preload_libraries.
-    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+    let preloading = unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress };
+    settings::register(preloading);
+    // Error reports go to clients and the server log; a Rust backtrace in
+    // their context would only add noise, so capturing one is switched off.
+    if preloading {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+    if preloading {
         keys::load_at_start();
     }
 }

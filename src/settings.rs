@@ -29,30 +29,42 @@ pub static TOKEN_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CSt
 /// from a signed token or a role binding, and must be transaction-local.
 pub static STRICT_CONTEXT: GucSetting<bool> = GucSetting::<bool>::new(false);
 
-/// Registers the settings; called from `_PG_init`.
-pub fn register() {
-    let sighup_only = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL;
+/// Registers the settings; called from `_PG_init`. The server-start
+/// settings exist only when the library is preloaded: Postgres refuses to
+/// create them in a backend that loads the library later.
+pub fn register(preloading: bool) {
+    if preloading {
+        register_server_start();
+    }
+    register_session();
+}
+
+fn register_server_start() {
+    let server_only = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL;
     string(
         c"cortex_vault.master_key_file",
         c"File with the master key versions, one 64-hex-digit key per line, oldest first.",
         &MASTER_KEY_FILE,
         GucContext::Postmaster,
-        sighup_only,
+        server_only,
     );
     string(
         c"cortex_vault.master_key_command",
         c"Command that prints the master key versions in the key file format.",
         &MASTER_KEY_COMMAND,
         GucContext::Postmaster,
-        sighup_only,
+        server_only,
     );
     string(
         c"cortex_vault.token_key_file",
         c"File with the 64-hex-digit key that signs context tokens.",
         &TOKEN_KEY_FILE,
         GucContext::Postmaster,
-        sighup_only,
+        server_only,
     );
+}
+
+fn register_session() {
     GucRegistry::define_bool_guc(
         c"cortex_vault.strict_context",
         c"Require a signed or role-bound, transaction-local organization context.",
