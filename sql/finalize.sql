@@ -104,6 +104,7 @@ GRANT EXECUTE ON FUNCTION cortex_vault.read_secret(uuid),
 GRANT SELECT ON cortex_vault.secret_metadata
     TO cortex_vault_admin, cortex_vault_writer, cortex_vault_reader;
 GRANT SELECT ON cortex_vault.audit_log TO cortex_vault_auditor;
+GRANT SELECT ON cortex_vault.orgs TO cortex_vault_admin;
 
 COMMENT ON SCHEMA cortex_vault IS 'Encrypted, organization-scoped secrets, audit trail and isolation helpers';
 COMMENT ON TABLE cortex_vault.orgs IS 'Registered organizations (tenants)';

@@ -50,7 +50,7 @@ pub fn denied(org: Option<&Uuid>, deployment: Option<&str>, secret: Option<&Uuid
         "cortex_vault audit: operation={op} outcome=denied org={org} deployment={:?} \
          secret={secret} db_user={:?} actor={:?}",
         deployment.unwrap_or(""),
-        elevate::current_role_name(),
+        elevate::audit_user(),
         context::actor().unwrap_or_default()
     );
 }
