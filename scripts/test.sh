@@ -22,6 +22,10 @@ export CORTEX_VAULT_TEST_KEY_FILE="$WORK/pgtest-master.key"
 python3 -c 'import secrets; print(secrets.token_hex(32))' >"$CORTEX_VAULT_TEST_KEY_FILE"
 chown postgres "$CORTEX_VAULT_TEST_KEY_FILE"
 chmod 600 "$CORTEX_VAULT_TEST_KEY_FILE"
+export CORTEX_VAULT_TEST_TOKEN_KEY_FILE="$WORK/pgtest-token.key"
+python3 -c 'import secrets; print(secrets.token_hex(32))' >"$CORTEX_VAULT_TEST_TOKEN_KEY_FILE"
+chown postgres "$CORTEX_VAULT_TEST_TOKEN_KEY_FILE"
+chmod 600 "$CORTEX_VAULT_TEST_TOKEN_KEY_FILE"
 
 passed=0
 failed=0

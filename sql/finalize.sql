@@ -82,6 +82,8 @@ SELECT pg_catalog.pg_extension_config_dump('cortex_vault.secrets', '');
 SELECT pg_catalog.pg_extension_config_dump('cortex_vault.secret_versions', '');
 SELECT pg_catalog.pg_extension_config_dump('cortex_vault.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('cortex_vault.audit_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('cortex_vault.role_bindings', '');
+SELECT pg_catalog.pg_extension_config_dump('cortex_vault.isolated_tables', '');
 
 -- Privileges: nothing for PUBLIC but what policies must call; each duty
 -- gets exactly its functions.
@@ -106,6 +108,22 @@ GRANT SELECT ON cortex_vault.secret_metadata
 GRANT SELECT ON cortex_vault.audit_log TO cortex_vault_auditor;
 GRANT SELECT ON cortex_vault.orgs TO cortex_vault_admin;
 
+GRANT EXECUTE ON FUNCTION cortex_vault.bind_role(text, uuid),
+                          cortex_vault.unbind_role(text, uuid),
+                          cortex_vault.issue_context_token(uuid, text, integer),
+                          cortex_vault.enable_org_isolation(regclass, name),
+                          cortex_vault.enable_deployment_isolation(regclass, name),
+                          cortex_vault.disable_org_isolation(regclass),
+                          cortex_vault.isolation_report(),
+                          cortex_vault.enable_audit(regclass),
+                          cortex_vault._isolation_target(regclass, name, text[]),
+                          cortex_vault._audit_row_change() TO cortex_vault_admin;
+GRANT EXECUTE ON FUNCTION cortex_vault.export_org_data(),
+                          cortex_vault._record_export() TO cortex_vault_admin, cortex_vault_writer;
+GRANT SELECT ON cortex_vault.role_bindings TO cortex_vault_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON cortex_vault.isolated_tables TO cortex_vault_admin;
+GRANT SELECT ON cortex_vault.isolated_tables TO cortex_vault_writer;
+
 COMMENT ON SCHEMA cortex_vault IS 'Encrypted, organization-scoped secrets, audit trail and isolation helpers';
 COMMENT ON TABLE cortex_vault.orgs IS 'Registered organizations (tenants)';
 COMMENT ON TABLE cortex_vault.org_keys IS 'Organization keys, wrapped by a master key version named by its fingerprint';
@@ -124,3 +142,14 @@ COMMENT ON FUNCTION cortex_vault.read_secret(uuid) IS 'Decrypts a secret visible
 COMMENT ON FUNCTION cortex_vault.read_secret_by_name(text, text) IS 'Decrypts a secret found by name: the deployment''s own first, then organization-wide';
 COMMENT ON FUNCTION cortex_vault.rotate_secret(uuid, text, integer) IS 'Stores a new version of a secret, with optional check-and-set';
 COMMENT ON FUNCTION cortex_vault.delete_secret(uuid) IS 'Destroys a secret and every stored version of it';
+COMMENT ON TABLE cortex_vault.role_bindings IS 'Roles bound to organizations; a bound role acts only for these';
+COMMENT ON TABLE cortex_vault.isolated_tables IS 'Application tables under the isolation helpers, and what the helpers changed';
+COMMENT ON FUNCTION cortex_vault.bind_role(text, uuid) IS 'Binds a database role to an organization';
+COMMENT ON FUNCTION cortex_vault.unbind_role(text, uuid) IS 'Removes a role''s binding to an organization';
+COMMENT ON FUNCTION cortex_vault.issue_context_token(uuid, text, integer) IS 'Signs a context token with the newest token key';
+COMMENT ON FUNCTION cortex_vault.enable_org_isolation(regclass, name) IS 'Enables and forces row-level security with the organization policy; idempotent';
+COMMENT ON FUNCTION cortex_vault.enable_deployment_isolation(regclass, name) IS 'Adds per-deployment scoping on top of organization isolation';
+COMMENT ON FUNCTION cortex_vault.disable_org_isolation(regclass) IS 'Removes what the isolation helpers added';
+COMMENT ON FUNCTION cortex_vault.isolation_report() IS 'One row per table with an organization column: RLS state, policies, problems';
+COMMENT ON FUNCTION cortex_vault.enable_audit(regclass) IS 'Attaches the audit trigger to an application table';
+COMMENT ON FUNCTION cortex_vault.export_org_data() IS 'The current organization''s rows of every isolated table, as JSON';

@@ -83,3 +83,25 @@ CREATE TABLE cortex_vault.audit_log (
     PRIMARY KEY (org_id, id)
 );
 CREATE INDEX audit_log_at_idx ON cortex_vault.audit_log (org_id, at);
+
+-- Roles bound to organizations: a bound role acts only for these. Names, not
+-- oids, so that bindings survive dump and restore into another cluster.
+CREATE TABLE cortex_vault.role_bindings (
+    org_id     uuid NOT NULL REFERENCES cortex_vault.orgs (org_id),
+    role_name  name NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (org_id, role_name)
+);
+CREATE INDEX role_bindings_role_idx ON cortex_vault.role_bindings (role_name);
+
+-- Application tables under the isolation helpers, and what they changed, so
+-- that disable_org_isolation() undoes exactly that.
+CREATE TABLE cortex_vault.isolated_tables (
+    relid             regclass PRIMARY KEY,
+    org_column        name NOT NULL,
+    deployment_column name,
+    rls_was_enabled   boolean NOT NULL,
+    rls_was_forced    boolean NOT NULL,
+    enabled_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    enabled_by        name NOT NULL DEFAULT CURRENT_USER
+);

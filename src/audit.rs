@@ -40,6 +40,30 @@ pub fn record(event: &Event) -> VaultResult<()> {
     Ok(())
 }
 
+/// Appends a change to an audited application table; call inside
+/// `as_vault_owner`.
+pub fn record_table(
+    org: &Uuid,
+    deployment: Option<&str>,
+    table: &str,
+    op: &str,
+) -> VaultResult<()> {
+    Spi::run_with_args(
+        "INSERT INTO cortex_vault.audit_log \
+         (org_id, deployment_id, table_name, operation, outcome, db_user, actor) \
+         VALUES ($1, $2, $3, $4, 'success', $5, $6)",
+        &[
+            (*org).into(),
+            deployment.into(),
+            table.into(),
+            op.into(),
+            elevate::audit_user().into(),
+            context::actor().into(),
+        ],
+    )?;
+    Ok(())
+}
+
 /// Writes a refused attempt to the server log, where it survives the
 /// rollback that the error causes. Labels are quoted so that an actor or
 /// deployment name cannot forge a second log line.

@@ -41,31 +41,48 @@ pub fn current_role_name() -> String {
     }
 }
 
-/// Restores the caller's user id and security context when dropped.
+/// Restores the caller's user id, security context and settings when dropped.
 struct Restore {
     user: pg_sys::Oid,
     context: i32,
+    guc_level: i32,
+    previous_caller: Option<String>,
 }
 
 impl Drop for Restore {
     fn drop(&mut self) {
         // SAFETY: restores exactly the values read by GetUserIdAndSecContext.
         unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) };
-        CALLER.with(|c| c.borrow_mut().take());
+        // While an error unwinds, the (sub)transaction abort that follows pops
+        // the setting level; calling into guc.c mid-error is not safe.
+        if !std::thread::panicking() {
+            // SAFETY: pops the level pushed in `as_vault_owner`, undoing the
+            // search_path set there; nothing inside left a deeper level open.
+            unsafe { pg_sys::AtEOXact_GUC(true, self.guc_level) };
+        }
+        let previous = self.previous_caller.take();
+        CALLER.with(|c| *c.borrow_mut() = previous);
     }
 }
 
 /// Runs `f` with the owner of the `cortex_vault` schema as current user.
 pub fn as_vault_owner<R>(f: impl FnOnce() -> VaultResult<R>) -> VaultResult<R> {
-    let owner = vault_owner()?;
     let caller = current_role_name();
 
     let mut user = pg_sys::Oid::INVALID;
     let mut context = 0i32;
     // SAFETY: both out-pointers are valid locals.
     unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
-    let _restore = Restore { user, context };
+    // A nested call (a trigger fired by a vault query) keeps the outer caller.
+    let outer = CALLER.with(|c| c.borrow().clone());
+    let caller = outer.clone().unwrap_or(caller);
+    // SAFETY: opens a setting level that `Restore` or the abort closes.
+    let guc_level = unsafe { pg_sys::NewGUCNestLevel() };
+    let _restore = Restore { user, context, guc_level, previous_caller: outer };
     CALLER.with(|c| *c.borrow_mut() = Some(caller));
+    // The owner is looked up with search_path already pinned.
+    pin_search_path();
+    let owner = vault_owner()?;
 
     let flags =
         (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32;
@@ -74,6 +91,25 @@ pub fn as_vault_owner<R>(f: impl FnOnce() -> VaultResult<R>) -> VaultResult<R> {
     // resets it as well.
     unsafe { pg_sys::SetUserIdAndSecContext(owner, context | flags) };
     f()
+}
+
+/// Sets search_path to pg_catalog, pg_temp for the storage queries, so that
+/// no object of the caller's can stand in for a built-in one.
+fn pin_search_path() {
+    // SAFETY: valid NUL-terminated strings; GUC_ACTION_SAVE ties the value to
+    // the level opened by the caller of this function.
+    unsafe {
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+    }
 }
 
 /// Owner of the extension's schema.

@@ -13,6 +13,7 @@ pub mod context;
 pub mod crypto;
 mod elevate;
 pub mod errors;
+mod isolation;
 pub mod keys;
 mod orgs;
 mod plaintext;
@@ -38,6 +39,7 @@ pub extern "C-unwind" fn _PG_init() {
     }
     if preloading {
         keys::load_at_start();
+        context::load_token_keys_at_start();
     }
 }
 
@@ -55,9 +57,15 @@ pub mod pg_test {
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
         let mut options = vec!["shared_preload_libraries = 'cortex_vault'"];
-        if let Ok(path) = std::env::var("CORTEX_VAULT_TEST_KEY_FILE") {
-            let line = format!("cortex_vault.master_key_file = '{path}'");
-            options.push(Box::leak(line.into_boxed_str()));
+        let files = [
+            ("CORTEX_VAULT_TEST_KEY_FILE", "cortex_vault.master_key_file"),
+            ("CORTEX_VAULT_TEST_TOKEN_KEY_FILE", "cortex_vault.token_key_file"),
+        ];
+        for (var, setting) in files {
+            if let Ok(path) = std::env::var(var) {
+                let line = format!("{setting} = '{path}'");
+                options.push(Box::leak(line.into_boxed_str()));
+            }
         }
         options
     }

@@ -30,16 +30,21 @@ pub fn setup() {
          DECLARE v text; BEGIN EXECUTE q INTO v; RETURN coalesce(NULLIF(v, ''), 'ok'); \
          EXCEPTION WHEN OTHERS THEN RETURN 'ERROR ' || SQLSTATE || ': ' || SQLERRM; END $$");
     run("GRANT EXECUTE ON FUNCTION public.t_error_of(text) TO PUBLIC");
+    run("CREATE FUNCTION public.t_detail_of(q text) RETURNS text LANGUAGE plpgsql AS $$ \
+         DECLARE d text; BEGIN EXECUTE q; RETURN NULL; \
+         EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL; \
+         RETURN d; END $$");
     as_role("t_admin", None);
     run(&format!("SELECT cortex_vault.create_org('{ORG_A}', 'Acme')"));
     run(&format!("SELECT cortex_vault.create_org('{ORG_B}', 'Globex')"));
     reset_role();
 }
 
-/// Switches to `role` with `org` (and no deployment) in context.
+/// Switches to `role` with `org` (and no deployment, no token) in context.
 pub fn as_role(role: &str, org: Option<&str>) {
     reset_role();
     run(&format!("SET LOCAL ROLE {role}"));
+    run("SELECT set_config('cortex_vault.context_token', '', true)");
     context(org, None);
 }
 
@@ -62,6 +67,12 @@ pub fn reset_role() {
 pub fn outcome(sql: &str) -> String {
     let quoted = sql.replace('\'', "''");
     text(&format!("SELECT public.t_error_of('{quoted}')")).unwrap_or_default()
+}
+
+/// The DETAIL of the error the statement raises; `None` when it succeeds.
+pub fn detail_of(sql: &str) -> Option<String> {
+    let quoted = sql.replace('\'', "''");
+    text(&format!("SELECT public.t_detail_of('{quoted}')"))
 }
 
 /// Creates a secret as the writer of `org`; returns its id.

@@ -1,0 +1,101 @@
+//! Role bindings: database roles tied to organizations. A session whose
+//! current or session role is bound may act only for the organizations it is
+//! bound to, whatever it sets; a role bound to one organization needs no
+//! setting at all.
+
+use crate::elevate::as_vault_owner;
+use crate::errors::{or_raise, required, VaultError, VaultResult};
+use pgrx::prelude::*;
+use pgrx::Uuid;
+
+/// Organizations the current role and the session role are bound to: one
+/// list per bound role, empty when neither is bound.
+pub fn bound_orgs() -> VaultResult<Vec<(String, Vec<Uuid>)>> {
+    // SAFETY: both ids are valid inside a transaction.
+    let (current, session) = unsafe { (pg_sys::GetUserId(), pg_sys::GetSessionUserId()) };
+    let mut roles = vec![role_name(current)];
+    if session != current {
+        roles.push(role_name(session));
+    }
+    let mut lists = Vec::new();
+    for role in roles {
+        let orgs = as_vault_owner(|| orgs_of(&role))?;
+        if !orgs.is_empty() {
+            lists.push((role, orgs));
+        }
+    }
+    Ok(lists)
+}
+
+fn role_name(oid: pg_sys::Oid) -> String {
+    // SAFETY: with noerr = false a missing role raises instead of returning NULL.
+    unsafe { std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(oid, false)) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn orgs_of(role: &str) -> VaultResult<Vec<Uuid>> {
+    Spi::connect(|client| -> VaultResult<Vec<Uuid>> {
+        let rows = client.select(
+            "SELECT org_id FROM cortex_vault.role_bindings WHERE role_name = $1 ORDER BY org_id",
+            None,
+            &[role.into()],
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(org) = row.get::<Uuid>(1)? {
+                out.push(org);
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// Binds a role to an organization; an administrator's function.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn bind_role(role: Option<&str>, org_id: Option<Uuid>) {
+    or_raise(change_binding(role, org_id, true))
+}
+
+/// Removes a role's binding to an organization.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn unbind_role(role: Option<&str>, org_id: Option<Uuid>) {
+    or_raise(change_binding(role, org_id, false))
+}
+
+fn change_binding(role: Option<&str>, org: Option<Uuid>, bind: bool) -> VaultResult<()> {
+    let role = required(role, "role")?;
+    if bind {
+        // Raises "role ... does not exist" for a name that is not a role.
+        let name = std::ffi::CString::new(role).map_err(|_| VaultError::NullArgument("role"))?;
+        // SAFETY: a valid NUL-terminated name; missing_ok = false raises.
+        unsafe { pg_sys::get_role_oid(name.as_ptr(), false) };
+    }
+    let org = required(org, "org_id")?;
+    as_vault_owner(|| {
+        let query = if bind {
+            "INSERT INTO cortex_vault.role_bindings (org_id, role_name) \
+             SELECT $2, $1 WHERE EXISTS (SELECT 1 FROM cortex_vault.orgs WHERE org_id = $2) \
+             ON CONFLICT DO NOTHING RETURNING 1"
+        } else {
+            "DELETE FROM cortex_vault.role_bindings WHERE role_name = $1 AND org_id = $2 RETURNING 1"
+        };
+        let changed = Spi::connect_mut(|c| -> VaultResult<bool> {
+            Ok(!c.update(query, None, &[role.into(), org.into()])?.is_empty())
+        })?;
+        if bind && !changed && !exists(&org)? {
+            return Err(VaultError::UnknownOrg);
+        }
+        Ok(())
+    })
+}
+
+fn exists(org: &Uuid) -> VaultResult<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM cortex_vault.orgs WHERE org_id = $1)",
+        &[(*org).into()],
+    )?
+    .unwrap_or(false))
+}
