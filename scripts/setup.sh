@@ -18,7 +18,7 @@ log() { printf '==> %s\n' "$*"; }
 # install step, pgbouncer and pgaudit for the integration tests.
 need_pkgs=()
 for p in libclang-dev postgresql-server-dev-15 sudo pgbouncer postgresql-15-pgaudit \
-    python3-psycopg2 python3-pytest; do
+    python3-psycopg2 python3-psycopg python3-nacl python3-pytest; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
         || need_pkgs+=("$p")
 done

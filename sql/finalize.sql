@@ -92,7 +92,8 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA cortex_vault FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cortex_vault FROM PUBLIC;
 GRANT USAGE ON SCHEMA cortex_vault TO PUBLIC;
 GRANT EXECUTE ON FUNCTION cortex_vault.current_org_id(),
-                          cortex_vault.current_deployment_id() TO PUBLIC;
+                          cortex_vault.current_deployment_id(),
+                          cortex_vault.sealing_public_key() TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION cortex_vault.create_org(uuid, text),
                           cortex_vault.rotate_master_key(),
@@ -100,7 +101,9 @@ GRANT EXECUTE ON FUNCTION cortex_vault.create_org(uuid, text),
                           cortex_vault.shred_org(uuid) TO cortex_vault_admin;
 GRANT EXECUTE ON FUNCTION cortex_vault.create_secret(text, text, text, text, text),
                           cortex_vault.rotate_secret(uuid, text, integer),
-                          cortex_vault.delete_secret(uuid) TO cortex_vault_writer;
+                          cortex_vault.delete_secret(uuid),
+                          cortex_vault.create_secret_sealed(text, bytea, text, text, text),
+                          cortex_vault.rotate_secret_sealed(uuid, bytea, integer) TO cortex_vault_writer;
 GRANT EXECUTE ON FUNCTION cortex_vault.read_secret(uuid),
                           cortex_vault.read_secret_by_name(text, text) TO cortex_vault_reader;
 GRANT SELECT ON cortex_vault.secret_metadata
@@ -153,3 +156,6 @@ COMMENT ON FUNCTION cortex_vault.disable_org_isolation(regclass) IS 'Removes wha
 COMMENT ON FUNCTION cortex_vault.isolation_report() IS 'One row per table with an organization column: RLS state, policies, problems';
 COMMENT ON FUNCTION cortex_vault.enable_audit(regclass) IS 'Attaches the audit trigger to an application table';
 COMMENT ON FUNCTION cortex_vault.export_org_data() IS 'The current organization''s rows of every isolated table, as JSON';
+COMMENT ON FUNCTION cortex_vault.sealing_public_key() IS 'X25519 public key that clients seal values to (libsodium sealed box)';
+COMMENT ON FUNCTION cortex_vault.create_secret_sealed(text, bytea, text, text, text) IS 'create_secret with the value sealed to sealing_public_key()';
+COMMENT ON FUNCTION cortex_vault.rotate_secret_sealed(uuid, bytea, integer) IS 'rotate_secret with the new value sealed to sealing_public_key()';

@@ -2,6 +2,18 @@
 -- and unique constraints, so that Citus can distribute and co-locate them by
 -- organization. No table ever holds a plaintext value or an unwrapped key.
 
+-- Values, names and context settings are handled as UTF-8 text.
+DO $encoding$
+BEGIN
+    IF pg_catalog.getdatabaseencoding() <> 'UTF8' THEN
+        RAISE EXCEPTION 'cortex_vault requires a UTF8 database'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = pg_catalog.format('This database uses %s.', pg_catalog.getdatabaseencoding()),
+                  HINT = 'Create the database with ENCODING ''UTF8'' and install the extension there.';
+    END IF;
+END
+$encoding$;
+
 -- The four duties. Roles are cluster-wide and outlive the extension; they are
 -- created only when missing, never altered.
 DO $roles$

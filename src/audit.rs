@@ -23,7 +23,12 @@ pub struct Event<'a> {
 }
 
 /// Appends a successful event to `audit_log`; call inside `as_vault_owner`.
+/// A read is also written to the server log (with `cortex_vault.log_reads`
+/// on), since the caller could roll its audit row back after seeing the value.
 pub fn record(event: &Event) -> VaultResult<()> {
+    if event.operation == "read" && crate::settings::LOG_READS.get() {
+        log_line(Some(event.org), event.deployment, event.secret, "read", "success");
+    }
     Spi::run_with_args(
         "INSERT INTO cortex_vault.audit_log \
          (org_id, deployment_id, secret_id, operation, outcome, db_user, actor) \
@@ -68,10 +73,20 @@ pub fn record_table(
 /// rollback that the error causes. Labels are quoted so that an actor or
 /// deployment name cannot forge a second log line.
 pub fn denied(org: Option<&Uuid>, deployment: Option<&str>, secret: Option<&Uuid>, op: &str) {
+    log_line(org, deployment, secret, op, "denied");
+}
+
+fn log_line(
+    org: Option<&Uuid>,
+    deployment: Option<&str>,
+    secret: Option<&Uuid>,
+    op: &str,
+    outcome: &str,
+) {
     let org = org.map(|o| o.to_string()).unwrap_or_else(|| "none".into());
     let secret = secret.map(|s| s.to_string()).unwrap_or_else(|| "none".into());
     log!(
-        "cortex_vault audit: operation={op} outcome=denied org={org} deployment={:?} \
+        "cortex_vault audit: operation={op} outcome={outcome} org={org} deployment={:?} \
          secret={secret} db_user={:?} actor={:?}",
         deployment.unwrap_or(""),
         elevate::audit_user(),

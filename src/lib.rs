@@ -17,6 +17,8 @@ mod isolation;
 pub mod keys;
 mod orgs;
 mod plaintext;
+mod redact;
+mod sealed;
 mod secrets;
 pub mod settings;
 
@@ -32,6 +34,7 @@ pub extern "C-unwind" fn _PG_init() {
     // shared_preload_libraries.
     let preloading = unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress };
     settings::register(preloading);
+    redact::install();
     // Error reports go to clients and the server log; a Rust backtrace in
     // their context would only add noise, so capturing one is switched off.
     if preloading {

@@ -33,13 +33,15 @@ fn create_secret(
     or_raise(create(name, secret, deployment_id, provider, description))
 }
 
-fn create(
+/// Creates a secret; shared by the plain and sealed entry points.
+pub(crate) fn create(
     name: Option<&str>,
     secret: Option<&str>,
     deployment: Option<&str>,
     provider: Option<&str>,
     description: Option<&str>,
 ) -> VaultResult<Uuid> {
+    crate::redact::mask_activity();
     let name = label(required(name, "name")?, "name", MAX_LABEL_BYTES)?;
     let secret = value(required(secret, "secret")?)?;
     let deployment = deployment.map(|d| label(d, "deployment_id", MAX_LABEL_BYTES)).transpose()?;
@@ -112,7 +114,13 @@ fn rotate_secret(
     or_raise(rotate(secret_id, new_secret, expected_version))
 }
 
-fn rotate(id: Option<Uuid>, new_secret: Option<&str>, expected: Option<i32>) -> VaultResult<i32> {
+/// Rotates a secret; shared by the plain and sealed entry points.
+pub(crate) fn rotate(
+    id: Option<Uuid>,
+    new_secret: Option<&str>,
+    expected: Option<i32>,
+) -> VaultResult<i32> {
+    crate::redact::mask_activity();
     let id = required(id, "secret_id")?;
     let secret = value(required(new_secret, "new_secret")?)?;
     let ctx = context::require()?;
@@ -126,7 +134,10 @@ fn rotate(id: Option<Uuid>, new_secret: Option<&str>, expected: Option<i32>) -> 
         if let Some(expected) = expected.filter(|e| *e != current) {
             return Err(VaultError::VersionConflict { expected, actual: current });
         }
-        let next = current + 1;
+        let next = current.checked_add(1).ok_or_else(|| VaultError::InvalidArgument {
+            message: "secret has reached its last version".into(),
+            detail: "Create a new secret to replace it.".into(),
+        })?;
         let sealed = seal(&key, &ctx.org, &id, deployment.as_deref(), next, secret)?;
         insert_version(&ctx.org, &id, next, key.version, &sealed)?;
         set_version(&ctx.org, &id, next)?;
@@ -339,11 +350,13 @@ fn random_uuid() -> VaultResult<Uuid> {
 
 /// A non-empty label of at most `max` bytes without control characters.
 fn label<'a>(text: &'a str, arg: &'static str, max: usize) -> VaultResult<&'a str> {
-    if text.trim().is_empty() || text.len() > max || text.chars().any(char::is_control) {
+    let padded = text.trim() != text;
+    if text.is_empty() || padded || text.len() > max || text.chars().any(char::is_control) {
         return Err(VaultError::InvalidArgument {
             message: format!("argument \"{arg}\" is not a valid label"),
             detail: format!(
-                "It must be 1 to {max} bytes long, not blank, without control characters."
+                "It must be 1 to {max} bytes long, without leading or trailing spaces or \
+                 control characters."
             ),
         });
     }

@@ -29,6 +29,10 @@ pub static TOKEN_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CSt
 /// from a signed token or a role binding, and must be transaction-local.
 pub static STRICT_CONTEXT: GucSetting<bool> = GucSetting::<bool>::new(false);
 
+/// When on, every successful read is also written to the server log, where
+/// a rollback cannot take it back.
+pub static LOG_READS: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 /// Registers the settings; called from `_PG_init`. The server-start
 /// settings exist only when the library is preloaded: Postgres refuses to
 /// create them in a backend that loads the library later.
@@ -65,6 +69,14 @@ fn register_server_start() {
 }
 
 fn register_session() {
+    GucRegistry::define_bool_guc(
+        c"cortex_vault.log_reads",
+        c"Write every successful read to the server log as well as to audit_log.",
+        c"",
+        &LOG_READS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"cortex_vault.strict_context",
         c"Require a signed or role-bound, transaction-local organization context.",

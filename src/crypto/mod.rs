@@ -6,6 +6,7 @@
 //! guessing what an old row holds.
 
 mod binding;
+pub mod sealed;
 
 pub use binding::{KeyBinding, SecretBinding};
 

@@ -68,6 +68,11 @@ fn ring() -> VaultResult<&'static [MasterKey]> {
     }
 }
 
+/// Every loaded master key version, oldest first.
+pub fn all() -> VaultResult<&'static [MasterKey]> {
+    ring()
+}
+
 /// The newest master key version: the one that wraps new organization keys.
 pub fn newest() -> VaultResult<&'static MasterKey> {
     ring()?.last().ok_or(VaultError::NoMasterKey { reason: "The key source was empty.".into() })

@@ -263,6 +263,9 @@ mod tests {
         assert_eq!(got, "ERROR 22023: secret value is empty or too long");
         let got = outcome("SELECT cortex_vault.create_secret('n', 'v', '')");
         assert_eq!(got, "ERROR 22023: argument \"deployment_id\" is not a valid label");
+        // A padded deployment could never be read, since the context is trimmed.
+        let got = outcome("SELECT cortex_vault.create_secret('n', 'v', ' prod')");
+        assert_eq!(got, "ERROR 22023: argument \"deployment_id\" is not a valid label");
         run("SELECT cortex_vault.create_secret('dup', 'v1')");
         let got = outcome("SELECT cortex_vault.create_secret('dup', 'v2')");
         assert_eq!(got, "ERROR 23505: a secret with this name already exists");
@@ -433,6 +436,49 @@ mod tests {
         setup();
         as_role("t_admin", None);
         assert_eq!(outcome("SELECT cortex_vault.rotate_master_key()"), "0");
+        reset_role();
+    }
+
+    #[pg_test]
+    fn sealed_values_round_trip_and_tampering_is_refused() {
+        setup();
+        let public =
+            Spi::get_one::<Vec<u8>>("SELECT cortex_vault.sealing_public_key()").unwrap().unwrap();
+        let key: [u8; 32] = public.as_slice().try_into().unwrap();
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let sealed = crate::crypto::sealed::seal(&key, ANTHROPIC.as_bytes()).unwrap();
+        as_role("t_writer", Some(ORG_A));
+        let id = text(&format!(
+            "SELECT cortex_vault.create_secret_sealed('sealed', '\\x{}', 'agent-a')::text",
+            hex(&sealed)
+        ))
+        .unwrap();
+        let rotated = crate::crypto::sealed::seal(&key, OPENAI.as_bytes()).unwrap();
+        let got = outcome(&format!(
+            "SELECT cortex_vault.rotate_secret_sealed('{id}', '\\x{}', 1)",
+            hex(&rotated)
+        ));
+        assert_eq!(got, "2");
+        let mut bad = sealed.clone();
+        bad[40] ^= 1;
+        let got = outcome(&format!(
+            "SELECT cortex_vault.create_secret_sealed('bad', '\\x{}')",
+            hex(&bad)
+        ));
+        assert_eq!(got, "ERROR 22023: sealed value could not be opened");
+        let got = outcome("SELECT cortex_vault.create_secret_sealed('n', NULL)");
+        assert_eq!(got, "ERROR 22004: argument \"sealed_secret\" must not be null");
+        reset_role();
+        assert_eq!(read(ORG_A, Some("agent-a"), &id), OPENAI);
+        // Any role may read the public key; only writers may store.
+        as_role("t_nobody", None);
+        let n = Spi::get_one::<i32>("SELECT length(cortex_vault.sealing_public_key())");
+        assert_eq!(n, Ok(Some(32)));
+        let got = outcome(&format!(
+            "SELECT cortex_vault.create_secret_sealed('x', '\\x{}')",
+            hex(&sealed)
+        ));
+        assert!(got.starts_with("ERROR 42501"), "{got}");
         reset_role();
     }
 }

@@ -1,0 +1,279 @@
+//! Log redaction. With the library preloaded, every message the server is
+//! about to emit passes through `emit_log_hook`. When the message or the
+//! statement it belongs to calls a function that takes a secret value, every
+//! string literal in the message, DETAIL, CONTEXT and internal query is
+//! replaced with `'***'`, and the STATEMENT line is replaced by a redacted
+//! copy: the shape of the statement stays readable, the value does not.
+//!
+//! This covers `log_statement`, `log_min_duration_statement`, bind parameter
+//! DETAIL lines, error STATEMENT lines, auto_explain and pgaudit, all of
+//! which emit through the same hook.
+
+use pgrx::pg_sys;
+use std::borrow::Cow;
+use std::ffi::{CStr, CString};
+
+/// Functions whose arguments carry a secret value or a sealed value; a
+/// statement mentioning one is redacted. `create_secret` also matches
+/// `create_secret_sealed`.
+const VALUE_FUNCTIONS: [&str; 2] = ["create_secret", "rotate_secret"];
+
+/// What replaces the contents of every string literal.
+const MASK: &str = "***";
+
+/// Whether text mentions a function that takes a secret value.
+pub fn mentions_value_function(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    VALUE_FUNCTIONS.iter().any(|f| lower.contains(f))
+}
+
+/// Replaces the contents of every SQL string literal: '...', E'...' with
+/// backslash escapes, and $tag$...$tag$. Identifiers in double quotes stay.
+pub fn redact_literals(text: &str) -> Cow<'_, str> {
+    if !text.contains('\'') && !text.contains('$') {
+        return Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' => {
+                let escapes = i > 0 && matches!(bytes[i - 1], b'E' | b'e');
+                i = skip_quoted(bytes, i + 1, escapes);
+                out.push('\'');
+                out.push_str(MASK);
+                out.push('\'');
+            }
+            b'"' => {
+                let end = skip_identifier(bytes, i + 1);
+                out.push_str(&text[i..end]);
+                i = end;
+            }
+            b'$' => match dollar_tag(bytes, i) {
+                Some(tag_end) => {
+                    let tag = &text[i..tag_end];
+                    let close =
+                        text[tag_end..].find(tag).map_or(bytes.len(), |p| tag_end + p + tag.len());
+                    out.push_str(tag);
+                    out.push_str(MASK);
+                    out.push_str(tag);
+                    i = close;
+                }
+                None => {
+                    out.push('$');
+                    i += 1;
+                }
+            },
+            _ => {
+                let next = text[i..].char_indices().nth(1).map_or(text.len(), |(n, _)| i + n);
+                out.push_str(&text[i..next]);
+                i = next;
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The index after the closing quote of a literal starting at `i`.
+fn skip_quoted(bytes: &[u8], mut i: usize, escapes: bool) -> usize {
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if escapes => i += 2,
+            b'\'' if bytes.get(i + 1) == Some(&b'\'') => i += 2,
+            b'\'' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+fn skip_identifier(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' if bytes.get(i + 1) == Some(&b'"') => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// The end of a dollar-quote tag (`$$` or `$name$`) starting at `i`; `None`
+/// for a positional parameter such as `$1`.
+fn dollar_tag(bytes: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    if bytes.get(j).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
+        j += 1;
+    }
+    (bytes.get(j) == Some(&b'$')).then_some(j + 1)
+}
+
+/// The hook that was installed before ours; called after we redact.
+static mut PREVIOUS_HOOK: pg_sys::emit_log_hook_type = None;
+
+/// Installs the redaction hook; called from `_PG_init`.
+pub fn install() {
+    // SAFETY: _PG_init runs once per process, before any message is emitted
+    // through the hook; the previous hook is kept and chained.
+    unsafe {
+        PREVIOUS_HOOK = pg_sys::emit_log_hook;
+        pg_sys::emit_log_hook = Some(redact_hook);
+    }
+}
+
+/// Redacts, then chains. It must never raise: a failure inside is caught
+/// and the message is emitted with its statement hidden.
+unsafe extern "C-unwind" fn redact_hook(edata: *mut pg_sys::ErrorData) {
+    if !edata.is_null() {
+        // SAFETY: the server passes a valid ErrorData owned by ErrorContext.
+        let ok = std::panic::catch_unwind(|| unsafe { redact(&mut *edata) }).is_ok();
+        if !ok {
+            // SAFETY: as above.
+            unsafe { (*edata).hide_stmt = true };
+        }
+    }
+    // SAFETY: calling the hook that was installed before ours, unchanged.
+    unsafe {
+        if let Some(previous) = PREVIOUS_HOOK {
+            previous(edata);
+        }
+    }
+}
+
+/// # Safety
+/// `edata` must be the server's ErrorData being emitted.
+unsafe fn redact(edata: &mut pg_sys::ErrorData) {
+    // SAFETY: debug_query_string is NULL or a NUL-terminated string that
+    // lives for the current statement.
+    let statement = unsafe { text_of(pg_sys::debug_query_string) };
+    let fields =
+        [edata.message, edata.detail, edata.detail_log, edata.context, edata.internalquery];
+    // SAFETY: each field is NULL or a NUL-terminated string in ErrorContext.
+    let sensitive = statement.as_deref().is_some_and(mentions_value_function)
+        || fields
+            .iter()
+            .any(|f| unsafe { text_of(*f) }.as_deref().is_some_and(mentions_value_function));
+    if !sensitive {
+        return;
+    }
+    // SAFETY: replacing each field with a copy allocated in ErrorContext,
+    // where the server frees error data.
+    unsafe {
+        edata.message = redacted_copy(edata.message);
+        edata.detail = redacted_copy(edata.detail);
+        edata.detail_log = redacted_copy(edata.detail_log);
+        edata.context = redacted_copy(edata.context);
+        edata.internalquery = redacted_copy(edata.internalquery);
+    }
+    if let Some(stmt) = statement.filter(|_| !edata.hide_stmt) {
+        edata.hide_stmt = true;
+        let line = format!("redacted statement: {}", redact_literals(&stmt));
+        // SAFETY: as above.
+        let context = unsafe { text_of(edata.context) };
+        let joined = match context {
+            Some(c) => format!("{c}\n{line}"),
+            None => line,
+        };
+        edata.context = unsafe { copy_to_error_context(&joined) };
+    }
+}
+
+/// # Safety
+/// `ptr` must be NULL or a valid NUL-terminated string.
+unsafe fn text_of(ptr: *const std::ffi::c_char) -> Option<String> {
+    (!ptr.is_null()).then(|| unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
+}
+
+/// # Safety
+/// `ptr` must be NULL or a valid NUL-terminated string.
+unsafe fn redacted_copy(ptr: *mut std::ffi::c_char) -> *mut std::ffi::c_char {
+    match unsafe { text_of(ptr) } {
+        Some(text) => match redact_literals(&text) {
+            Cow::Borrowed(_) => ptr,
+            Cow::Owned(new) => unsafe { copy_to_error_context(&new) },
+        },
+        None => ptr,
+    }
+}
+
+/// # Safety
+/// Must run while ErrorContext exists, that is inside error reporting.
+unsafe fn copy_to_error_context(text: &str) -> *mut std::ffi::c_char {
+    let c = CString::new(text.replace('\0', "")).unwrap_or_default();
+    // SAFETY: MemoryContextStrdup copies the string into ErrorContext.
+    unsafe { pg_sys::MemoryContextStrdup(pg_sys::ErrorContext, c.as_ptr()) }
+}
+
+/// Replaces this backend's query text in `pg_stat_activity` with a redacted
+/// copy, so other sessions do not see a value while the call runs. Called
+/// when a value-taking function starts; the text a session can see before
+/// that moment is the statement as sent.
+pub fn mask_activity() {
+    // SAFETY: debug_query_string is NULL or valid for the current statement.
+    let Some(stmt) = (unsafe { text_of(pg_sys::debug_query_string) }) else {
+        return;
+    };
+    if let Cow::Owned(masked) = redact_literals(&stmt) {
+        if let Ok(c) = CString::new(masked.replace('\0', "")) {
+            // SAFETY: the server copies the string into its own status area.
+            unsafe {
+                pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, c.as_ptr())
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_are_masked_and_the_shape_stays() {
+        let sql = "SELECT cortex_vault.create_secret('openai', 'sk-proj-abc', 'agent-a')";
+        assert_eq!(redact_literals(sql), "SELECT cortex_vault.create_secret('***', '***', '***')");
+    }
+
+    #[test]
+    fn every_quoting_form_is_masked() {
+        let cases = [
+            ("x('it''s sk-1')", "x('***')"),
+            (r"x(E'sk-\'2')", r"x(E'***')"),
+            ("x($$sk-3$$)", "x($$***$$)"),
+            ("x($k$sk-4$ $k$)", "x($k$***$k$)"),
+            ("x(U&'sk-5')", "x(U&'***')"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(redact_literals(input), expected, "{input}");
+            assert!(!redact_literals(input).contains("sk-"), "{input}");
+        }
+    }
+
+    #[test]
+    fn parameters_and_identifiers_stay() {
+        let detail = "Parameters: $1 = 'openai', $2 = 'sk-ant-api03-xyz'";
+        assert_eq!(redact_literals(detail), "Parameters: $1 = '***', $2 = '***'");
+        let sql = "SELECT \"create_secret\"($1, $2)";
+        assert_eq!(redact_literals(sql), sql);
+    }
+
+    #[test]
+    fn an_unterminated_literal_is_masked_to_the_end() {
+        assert_eq!(redact_literals("x('sk-unterminated"), "x('***'");
+    }
+
+    #[test]
+    fn detection_is_case_insensitive_and_covers_sealed_variants() {
+        assert!(mentions_value_function("select CORTEX_VAULT.Create_Secret($1,$2)"));
+        assert!(mentions_value_function("SELECT rotate_secret_sealed($1, $2)"));
+        assert!(!mentions_value_function("SELECT cortex_vault.read_secret($1)"));
+    }
+
+    #[test]
+    fn multibyte_text_survives() {
+        assert_eq!(redact_literals("é 'ü' ß"), "é '***' ß");
+    }
+}
