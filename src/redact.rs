@@ -28,7 +28,10 @@ pub fn mentions_value_function(text: &str) -> bool {
 }
 
 /// Replaces the contents of every SQL string literal: '...', E'...' with
-/// backslash escapes, and $tag$...$tag$. Identifiers in double quotes stay.
+/// backslash escapes, and $tag$...$tag$. Comments stay as they are. Double
+/// quotes are not treated as identifiers, because log lines such as
+/// pgaudit's quote whole statements with them: a quoted identifier holding
+/// an apostrophe is masked too far, never too little.
 pub fn redact_literals(text: &str) -> Cow<'_, str> {
     if !text.contains('\'') && !text.contains('$') {
         return Cow::Borrowed(text);
@@ -45,8 +48,13 @@ pub fn redact_literals(text: &str) -> Cow<'_, str> {
                 out.push_str(MASK);
                 out.push('\'');
             }
-            b'"' => {
-                let end = skip_identifier(bytes, i + 1);
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                let end = text[i..].find('\n').map_or(bytes.len(), |p| i + p);
+                out.push_str(&text[i..end]);
+                i = end;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let end = text[i + 2..].find("*/").map_or(bytes.len(), |p| i + 2 + p + 2);
                 out.push_str(&text[i..end]);
                 i = end;
             }
@@ -75,6 +83,35 @@ pub fn redact_literals(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// pgaudit writes a statement's bind parameters unquoted into the last CSV
+/// field of its `AUDIT:` line; that field is replaced as a whole.
+pub fn redact_audit_parameters(message: &str) -> Cow<'_, str> {
+    let Some(body) = message.strip_prefix("AUDIT: ") else {
+        return Cow::Borrowed(message);
+    };
+    let start = last_csv_field(body.as_bytes());
+    let last = &body[start..];
+    if last == "<none>" || last == "<not logged>" {
+        return Cow::Borrowed(message);
+    }
+    Cow::Owned(format!("AUDIT: {}<redacted>", &body[..start]))
+}
+
+/// Byte offset where the last field of a CSV line starts.
+fn last_csv_field(bytes: &[u8]) -> usize {
+    let (mut start, mut i, mut quoted) = (0, 0, false);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' if quoted && bytes.get(i + 1) == Some(&b'"') => i += 1,
+            b'"' => quoted = !quoted,
+            b',' if !quoted => start = i + 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    start
+}
+
 /// The index after the closing quote of a literal starting at `i`.
 fn skip_quoted(bytes: &[u8], mut i: usize, escapes: bool) -> usize {
     while i < bytes.len() {
@@ -82,17 +119,6 @@ fn skip_quoted(bytes: &[u8], mut i: usize, escapes: bool) -> usize {
             b'\\' if escapes => i += 2,
             b'\'' if bytes.get(i + 1) == Some(&b'\'') => i += 2,
             b'\'' => return i + 1,
-            _ => i += 1,
-        }
-    }
-    bytes.len()
-}
-
-fn skip_identifier(bytes: &[u8], mut i: usize) -> usize {
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' if bytes.get(i + 1) == Some(&b'"') => i += 2,
-            b'"' => return i + 1,
             _ => i += 1,
         }
     }
@@ -163,6 +189,7 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
     // SAFETY: replacing each field with a copy allocated in ErrorContext,
     // where the server frees error data.
     unsafe {
+        edata.message = audit_parameters_copy(edata.message);
         edata.message = redacted_copy(edata.message);
         edata.detail = redacted_copy(edata.detail);
         edata.detail_log = redacted_copy(edata.detail_log);
@@ -193,6 +220,18 @@ unsafe fn text_of(ptr: *const std::ffi::c_char) -> Option<String> {
 unsafe fn redacted_copy(ptr: *mut std::ffi::c_char) -> *mut std::ffi::c_char {
     match unsafe { text_of(ptr) } {
         Some(text) => match redact_literals(&text) {
+            Cow::Borrowed(_) => ptr,
+            Cow::Owned(new) => unsafe { copy_to_error_context(&new) },
+        },
+        None => ptr,
+    }
+}
+
+/// # Safety
+/// `ptr` must be NULL or a valid NUL-terminated string.
+unsafe fn audit_parameters_copy(ptr: *mut std::ffi::c_char) -> *mut std::ffi::c_char {
+    match unsafe { text_of(ptr) } {
+        Some(text) => match redact_audit_parameters(&text) {
             Cow::Borrowed(_) => ptr,
             Cow::Owned(new) => unsafe { copy_to_error_context(&new) },
         },
@@ -258,6 +297,34 @@ mod tests {
         assert_eq!(redact_literals(detail), "Parameters: $1 = '***', $2 = '***'");
         let sql = "SELECT \"create_secret\"($1, $2)";
         assert_eq!(redact_literals(sql), sql);
+    }
+
+    #[test]
+    fn statements_quoted_as_csv_fields_are_masked() {
+        let audit =
+            "AUDIT: SESSION,1,1,FUNCTION,EXECUTE,,\"SELECT create_secret('n', 'sk-9')\",<none>";
+        assert_eq!(
+            redact_literals(audit),
+            "AUDIT: SESSION,1,1,FUNCTION,EXECUTE,,\"SELECT create_secret('***', '***')\",<none>"
+        );
+    }
+
+    #[test]
+    fn pgaudit_parameter_field_is_replaced() {
+        let line = "AUDIT: SESSION,2,1,FUNCTION,EXECUTE,FUNCTION,cortex_vault.create_secret,\
+                    \"SELECT cortex_vault.create_secret($1, $2)\",\"bind,sk-ant-api03-x\"";
+        let out = redact_audit_parameters(line);
+        assert!(out.ends_with(",<redacted>"), "{out}");
+        assert!(!out.contains("sk-ant") && out.contains("create_secret($1, $2)"), "{out}");
+        let none = "AUDIT: SESSION,1,1,READ,SELECT,,,\"SELECT 1\",<none>";
+        assert_eq!(redact_audit_parameters(none), none);
+        assert_eq!(redact_audit_parameters("statement: x"), "statement: x");
+    }
+
+    #[test]
+    fn comments_stay_and_do_not_confuse_quoting() {
+        let sql = "-- the vault's key\nSELECT f('sk-1') /* it's */, 'sk-2'";
+        assert_eq!(redact_literals(sql), "-- the vault's key\nSELECT f('***') /* it's */, '***'");
     }
 
     #[test]

@@ -97,6 +97,7 @@ def install_vault(conn):
     admin = as_role(conn, "it_admin", None)
     for org in (ORG_A, ORG_B):
         admin.execute("SELECT cortex_vault.create_org(%s)", (org,))
+    admin.execute("RESET ROLE")
     return cur
 
 
