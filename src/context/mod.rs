@@ -17,7 +17,6 @@ use crate::keys::master;
 use crate::settings;
 use pgrx::prelude::*;
 use pgrx::Uuid;
-use std::ffi::CStr;
 use std::sync::OnceLock;
 
 /// Longest deployment id or actor accepted, in bytes.
@@ -60,26 +59,27 @@ pub fn load_token_keys_at_start() {
 /// The context of this transaction; `None` when no organization is set.
 pub fn resolve() -> VaultResult<Option<Context>> {
     let strict = settings::STRICT_CONTEXT.get();
-    let mut org = setting_org()?;
-    let mut deployment = setting_deployment()?;
+    let plain = plain_settings(strict)?;
+    let mut org = plain.org;
+    let mut deployment = plain.deployment;
     let mut trusted = false;
 
     if let Some(token) = settings::non_empty(&settings::CONTEXT_TOKEN) {
-        let claims = verify_token(&token, strict)?;
-        if org.as_ref().is_some_and(|o| *o != claims.0) {
+        let (signed_org, signed_dep) = verify_token(&token, strict)?;
+        if org.as_ref().is_some_and(|o| *o != signed_org) {
             return Err(refused(
                 "cortex_vault.org_id names another organization than the context token.",
             ));
         }
-        if let (Some(set), Some(signed)) = (&deployment, &claims.1) {
+        if let (Some(set), Some(signed)) = (&deployment, &signed_dep) {
             if set != signed {
                 return Err(refused(
                     "cortex_vault.deployment_id names another deployment than the context token.",
                 ));
             }
         }
-        org = Some(claims.0);
-        deployment = claims.1.or(deployment);
+        org = Some(signed_org);
+        deployment = signed_dep.or(deployment);
         trusted = true;
     }
 
@@ -94,36 +94,43 @@ pub fn resolve() -> VaultResult<Option<Context>> {
         trusted = true;
     }
 
-    if strict {
-        check_strict(trusted, org.is_some(), deployment.is_some())?;
+    if strict && !trusted {
+        if let Some(name) = plain.session_level {
+            return Err(refused_strict(&format!("{name} was set for the whole session.")));
+        }
+        if org.is_some() {
+            return Err(refused_strict(
+                "Strict mode requires a signed context token or a role binding.",
+            ));
+        }
     }
     Ok(org.map(|org| Context { org, deployment }))
 }
 
-/// Strict mode: the context must come from a token or binding, and plain
-/// settings that contribute to it must be transaction-local.
-fn check_strict(trusted: bool, has_org: bool, has_deployment: bool) -> VaultResult<()> {
-    if has_org && !trusted {
-        return Err(refused_strict(
-            "Strict mode requires a signed context token or a role binding.",
-        ));
-    }
-    let settings: [(&CStr, bool); 2] = [
-        (c"cortex_vault.org_id", settings::non_empty(&settings::ORG_ID).is_some()),
-        (
-            c"cortex_vault.deployment_id",
-            has_deployment && settings::non_empty(&settings::DEPLOYMENT_ID).is_some(),
-        ),
-    ];
-    for (name, used) in settings {
-        if used && !scope::is_transaction_local(name) {
-            return Err(refused_strict(&format!(
-                "{} was set for the whole session.",
-                name.to_string_lossy()
-            )));
+/// The plain settings that count: in strict mode only transaction-local
+/// values do; a session-level value is ignored, and named so that a context
+/// without any trusted source can be refused with the reason.
+struct Plain {
+    org: Option<Uuid>,
+    deployment: Option<String>,
+    session_level: Option<&'static str>,
+}
+
+fn plain_settings(strict: bool) -> VaultResult<Plain> {
+    let mut plain =
+        Plain { org: setting_org()?, deployment: setting_deployment()?, session_level: None };
+    if strict {
+        if plain.org.is_some() && !scope::is_transaction_local(c"cortex_vault.org_id") {
+            plain.org = None;
+            plain.session_level = Some("cortex_vault.org_id");
+        }
+        if plain.deployment.is_some() && !scope::is_transaction_local(c"cortex_vault.deployment_id")
+        {
+            plain.deployment = None;
+            plain.session_level = plain.session_level.or(Some("cortex_vault.deployment_id"));
         }
     }
-    Ok(())
+    Ok(plain)
 }
 
 fn verify_token(token: &str, strict: bool) -> VaultResult<(Uuid, Option<String>)> {
