@@ -37,6 +37,7 @@ fn find(name: &CStr) -> Option<*mut pg_sys::config_generic> {
 fn find(name: &CStr) -> Option<*mut pg_sys::config_generic> {
     // SAFETY: find_option with skip_errors = true returns NULL rather than
     // raising when the setting does not exist, and creates no placeholder.
-    let found = unsafe { pg_sys::find_option(name.as_ptr(), false, true, pg_sys::ERROR as i32) };
+    let found =
+        unsafe { pg_sys::find_option(name.as_ptr(), false, true, pgrx::PgLogLevel::ERROR as i32) };
     (!found.is_null()).then_some(found)
 }
