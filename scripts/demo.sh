@@ -25,8 +25,10 @@ grep -o 'cortex_vault: loaded.*' "$DIR/server.log"
 bash scripts/server.sh psql "$VER" "$DIR" -f scripts/demo.sql 2>&1
 
 echo
-echo "== 10. Refused attempts roll back with their transaction; the server log keeps them"
+echo "== 10. The server log keeps a line for every read and every refusal"
 grep -o 'cortex_vault audit: .*' "$DIR/server.log"
+
+bash scripts/server.sh psql "$VER" "$DIR" -f scripts/demo_isolation.sql 2>&1
 
 BIN=$(bash scripts/server.sh bindir "$VER")
 cat <<MSG

@@ -46,10 +46,13 @@ init)
     chmod 700 "$dir"
     as_pg "$(bindir "$ver")/initdb" -D "$dir/data" -U postgres --auth=trust \
         --no-instructions -E UTF8 --locale=C >/dev/null
-    # One master key version, 32 random bytes as hex, readable only by postgres.
-    python3 -c 'import secrets; print(secrets.token_hex(32))' >"$dir/master.key"
-    chown postgres "$dir/master.key"
-    chmod 600 "$dir/master.key"
+    # One master key version and one context token key, 32 random bytes as
+    # hex each, readable only by postgres.
+    for key in master token; do
+        python3 -c 'import secrets; print(secrets.token_hex(32))' >"$dir/$key.key"
+        chown postgres "$dir/$key.key"
+        chmod 600 "$dir/$key.key"
+    done
     free_port >"$dir/port"
     cat >>"$dir/data/postgresql.conf" <<CONF
 # cortex_vault throwaway server
@@ -58,6 +61,7 @@ port = $(cat "$dir/port")
 unix_socket_directories = '$dir'
 shared_preload_libraries = 'cortex_vault'
 cortex_vault.master_key_file = '$dir/master.key'
+cortex_vault.token_key_file = '$dir/token.key'
 logging_collector = off
 CONF
     ;;

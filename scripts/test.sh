@@ -55,6 +55,12 @@ print(f"passed={p}\nfailed={f}")
 PY
 }
 
+# Formatting and lints count as one test each.
+for check in "cargo fmt --check" "cargo clippy --all-targets -- -D warnings"; do
+    echo "==> $check"
+    if $check; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$check"); fi
+done
+
 for v in $VERSIONS; do
     echo "==> cargo pgrx test pg$v"
     log="$WORK/pgrx-pg$v.log"

@@ -15,7 +15,7 @@ def fingerprints(conn):
 
 
 def loaded_fingerprint(server):
-    found = re.findall(r"newest fingerprint ([0-9a-f]{16})", server.log_text())
+    found = re.findall(r"master key version\(s\); newest fingerprint ([0-9a-f]{16})", server.log_text())
     assert found, "the server log names the loaded fingerprint"
     return found[-1]
 

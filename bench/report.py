@@ -1,0 +1,248 @@
+"""Writes docs/benchmarks.md and its plot from the results of one run of
+scripts/bench.sh (JSON lines written by bench/measure.py).
+
+    report.py RESULTS.jsonl OUT.md OUT.png
+"""
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+
+# The issue's goals: (figure, baseline, goal text, test on the ratio).
+READ_GOAL = (0.9, "at least 0.9")
+CREATE_GOAL = (0.8, "at least 0.8")
+ISOLATION_GOAL = (1.05, "at most 1.05")
+ROTATE_LIMIT_S = 1.0
+
+
+def load(path):
+    rows = [json.loads(line) for line in pathlib.Path(path).read_text().splitlines() if line]
+    by = {}
+    for r in rows:
+        by.setdefault(r["figure"], []).append(r)
+    return by
+
+
+def machine():
+    model = "unknown"
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem_kib = int(pathlib.Path("/proc/meminfo").read_text().split()[1])
+    return {"cores": os.cpu_count(), "cpu": model, "memory_gib": round(mem_kib / 2**20),
+            "kernel": platform.release()}
+
+
+def verdict(ok, ratio, goal, higher_is_better):
+    """'met' or 'missed', and by how much the goal is beaten or missed."""
+    margin = (ratio / goal - 1) if higher_is_better else (goal / ratio - 1)
+    word = "met" if ok else "**missed**"
+    return f"{word} ({margin * 100:+.0f}% against the goal)"
+
+
+def rotate_medians(by):
+    scales = {}
+    for r in by.get("rotate_master_key", []):
+        scales.setdefault(r["secrets"], []).append(r["seconds"])
+    return {s: statistics.median(v) for s, v in sorted(scales.items())}
+
+
+def rows_read(by):
+    out = []
+    for r in by.get("read", []):
+        ok = r["ratio"] >= READ_GOAL[0]
+        out.append((f"read_secret tx/s, {r['clients']} client{'s' * (r['clients'] > 1)}",
+                    "select the ciphertext row by id and insert an audit row, by hand",
+                    r, READ_GOAL[1], verdict(ok, r["ratio"], READ_GOAL[0], True)))
+    return out
+
+
+def rows_create(by):
+    out = []
+    for r in by.get("create", []):
+        ok = r["ratio"] >= CREATE_GOAL[0]
+        out.append((f"create_secret tx/s, {r['clients']} client{'s' * (r['clients'] > 1)}",
+                    "insert metadata and a value row of the same size, and an audit row",
+                    r, CREATE_GOAL[1], verdict(ok, r["ratio"], CREATE_GOAL[0], True)))
+    return out
+
+
+def rows_isolation(by):
+    names = {"isolation_recent": "20 latest rows of the organization",
+             "isolation_summary": "tokens per deployment over the organization's rows"}
+    out = []
+    for fig, what in names.items():
+        for r in by.get(fig, []):
+            # Time per query is the inverse of tx/s: the owner's over the role's.
+            r = dict(r, ratio=r["b_median"] / r["a_median"])
+            ok = r["ratio"] <= ISOLATION_GOAL[0]
+            out.append((f"isolated table, 1M rows: {what} (time)",
+                        "the same query with WHERE org_id = ... as the table owner",
+                        r, ISOLATION_GOAL[1], verdict(ok, r["ratio"], ISOLATION_GOAL[0], False)))
+    return out
+
+
+def fmt_tps(r):
+    return f"{r['a_median']:,.0f} / {r['b_median']:,.0f} tx/s"
+
+
+def table(by):
+    lines = ["| figure | baseline it is divided by | measured ratio | vault / baseline | goal | "
+             "result |", "| --- | --- | --- | --- | --- | --- |"]
+    for name, base, r, goal, result in rows_read(by) + rows_create(by) + rows_isolation(by):
+        spread = f" (rounds {r['round_ratio_min']:.2f}–{r['round_ratio_max']:.2f})"
+        if name.startswith("isolated"):
+            spread = (f" (rounds {1 / r['round_ratio_max']:.2f}–"
+                      f"{1 / r['round_ratio_min']:.2f})")
+        lines.append(f"| {name} | {base} | **{r['ratio']:.2f}**{spread} | {fmt_tps(r)} | "
+                     f"{goal} | {result} |")
+
+    rot = rotate_medians(by)
+    if rot:
+        base_s = rot[min(rot)]
+        for scale, secs in rot.items():
+            ratio = secs / base_s
+            ok = secs < ROTATE_LIMIT_S and ratio <= 1.5
+            result = "met" if ok else "**missed**"
+            lines.append(f"| rotate_master_key() at {scale:,} secrets, 1,000 organizations | "
+                         f"itself at {min(rot):,} | **{ratio:.2f}** | {secs * 1000:.0f} ms | "
+                         f"flat; under 1 s at 1M | {result} |")
+
+    for r in by.get("decrypt", []):
+        d = r["result"]
+        lines.append(f"| decrypting one 200-byte value (Rust, the extension's crypto module) | "
+                     f"copying 200 bytes | **{d['ratio']:.0f}** | {d['decrypt_ns']:.0f} ns / "
+                     f"{d['copy_ns']:.1f} ns; {d['decrypt_bytes_per_s'] / 1e6:.0f} MB/s | "
+                     f"report it | {d['decrypt_bytes_per_s'] / 1e6:.0f} MB/s decrypted, "
+                     f"{d['copy_bytes_per_s'] / 1e9:.1f} GB/s copied |")
+
+    for r in by.get("backend_memory", []):
+        m = memory_summary(r)
+        lines.append(f"| backend memory after {r['reads']:,} reads across {r['orgs']:,} "
+                     f"organizations | a fresh backend | **{m['ratio']:.2f}** (private memory) | "
+                     f"{m['last']:,} / {m['fresh']:,} KiB | bounded; say the bound | "
+                     f"bounded: +{m['growth_after_warm']:,} KiB from read 1,000 to "
+                     f"{r['reads']:,} |")
+    return "\n".join(lines)
+
+
+def memory_summary(r):
+    s = r["samples"]
+    fresh = s[0]["RssAnon"]
+    warm = next(x for x in s if x["reads"] >= 1000)["RssAnon"]
+    last = s[-1]["RssAnon"]
+    return {"fresh": fresh, "warm": warm, "last": last, "ratio": last / fresh,
+            "growth_after_warm": last - warm, "max": max(x["RssAnon"] for x in s)}
+
+
+def plot(by, out):
+    fig, (left, mid, right) = plt.subplots(1, 3, figsize=(14, 4.2))
+
+    rot = rotate_medians(by)
+    if rot:
+        xs = list(rot)
+        left.plot(xs, [rot[x] * 1000 for x in xs], "o-", label="rotate_master_key()")
+        left.axhline(ROTATE_LIMIT_S * 1000, color="grey", ls="--", label="goal: under 1 s")
+        left.set_xscale("log")
+        left.set_yscale("log")
+        left.set_xlabel("secrets (1,000 organizations)")
+        left.set_ylabel("ms")
+        left.set_title("Master key rotation")
+        left.legend()
+
+    scale = sorted(by.get("read_scale", []), key=lambda r: int(r["nids"]))
+    if scale:
+        xs = [int(r["nids"]) for r in scale]
+        mid.plot(xs, [1e6 / r["a_median"] for r in scale], "o-", label="read_secret")
+        mid.plot(xs, [1e6 / r["b_median"] for r in scale], "s-", label="by hand (baseline)")
+        mid.set_xscale("log")
+        mid.set_ylim(bottom=0)
+        mid.set_xlabel("secrets (1,000 organizations)")
+        mid.set_ylabel("µs per transaction, 1 client")
+        mid.set_title("Read cost against the number of secrets")
+        mid.legend()
+
+    reads = sorted(by.get("read", []), key=lambda r: r["clients"])
+    if reads:
+        xs = [r["clients"] for r in reads]
+        right.plot(xs, [r["ratio"] for r in reads], "o-", label="read_secret / by hand")
+        creates = sorted(by.get("create", []), key=lambda r: r["clients"])
+        right.plot([r["clients"] for r in creates], [r["ratio"] for r in creates], "s-",
+                   label="create_secret / by hand")
+        right.axhline(READ_GOAL[0], color="grey", ls="--", label="read goal 0.9")
+        right.axhline(CREATE_GOAL[0], color="grey", ls=":", label="create goal 0.8")
+        right.set_xscale("log", base=2)
+        right.set_xticks(xs, [str(x) for x in xs])
+        right.set_ylim(0, 1.1)
+        right.set_xlabel("pgbench clients")
+        right.set_ylabel("throughput ratio")
+        right.set_title("Vault against plain SQL")
+        right.legend(loc="lower right", fontsize="small")
+
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+def main():
+    results, md_path, png_path = sys.argv[1:4]
+    by = load(results)
+    run = by["run"][-1]
+    m = machine()
+    plot(by, png_path)
+    loads = {r["what"]: r for r in by.get("load", [])}
+    create_rate = sum(r["rows"] for r in by["load"] if r["what"] == "create_secret") / sum(
+        r["seconds"] for r in by["load"] if r["what"] == "create_secret")
+
+    md = f"""# Benchmarks
+
+What the vault costs over plain SQL, as ratios measured in one run: each
+figure alternates the vault side and its baseline in rounds of {run['secs']} s
+({run['rounds']} rounds each, starting side alternating), and the ratio is the
+median throughput of one side over the median of the other. Absolute times
+drift on shared machines; the ratios are what to compare.
+
+Rerun with `{run['command']}` ({'full scale' if run['mode'] == 'full' else
+'small scale; `bash scripts/bench.sh --full` runs the full scale'}).
+
+![cost against scale]({pathlib.Path(png_path).name})
+
+{table(by)}
+
+## The run
+
+- Date: {datetime.date.today().isoformat()}; command `{run['command']}`; took
+  {run['seconds'] / 60:.0f} minutes after the build.
+- Machine: {m['cores']} cores, {m['cpu']}, {m['memory_gib']} GiB, Linux {m['kernel']}.
+- Server: PostgreSQL {run['server_version']}, one throwaway server,
+  `shared_buffers = 2GB`, `synchronous_commit = off` (both sides alike; the
+  ratios show CPU cost, not the disk's flush time), everything else default.
+- Data: {run['orgs']:,} organizations with 3 deployments each; secrets grown
+  through `create_secret` to {', '.join(f'{s:,}' for s in run['scales'])},
+  shaped like real provider keys (Anthropic, OpenAI, Groq, Google, Mistral,
+  Cohere prefixes and lengths), at about {create_rate:,.0f} secrets/s; an
+  isolated table of {run['app_rows']:,} rows, {run['app_rows'] // run['orgs']:,}
+  per organization, interleaved in time.
+- Roles: every vault transaction runs as an ordinary login role holding the
+  duty (`cortex_vault_reader`, `cortex_vault_writer`), with the organization
+  and deployment set for the transaction only
+  (`set_config(..., true)`, which is `SET LOCAL`). Baselines run as a plain
+  login role on copies of the vault's tables (same columns, indexes,
+  constraints and row counts), in one statement each, as the vault does its
+  work in one call.
+- pgbench: prepared statements, scripts in `bench/`.
+"""
+    pathlib.Path(md_path).write_text(md)
+
+
+if __name__ == "__main__":
+    main()
