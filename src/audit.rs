@@ -29,10 +29,12 @@ pub fn record(event: &Event) -> VaultResult<()> {
     if event.operation == "read" && crate::settings::LOG_READS.get() {
         log_line(Some(event.org), event.deployment, event.secret, "read", "success");
     }
-    Spi::run_with_args(
+    use pg_sys::{TEXTOID, UUIDOID};
+    crate::plans::run(
         "INSERT INTO cortex_vault.audit_log \
          (org_id, deployment_id, secret_id, operation, outcome, db_user, actor) \
          VALUES ($1, $2, $3, $4, 'success', $5, $6)",
+        &[UUIDOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID],
         &[
             (*event.org).into(),
             event.deployment.into(),
@@ -41,8 +43,8 @@ pub fn record(event: &Event) -> VaultResult<()> {
             elevate::audit_user().into(),
             context::actor().into(),
         ],
-    )?;
-    Ok(())
+        |_| Ok(()),
+    )
 }
 
 /// Appends a change to an audited application table; call inside

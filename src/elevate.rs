@@ -112,12 +112,40 @@ fn pin_search_path() {
     }
 }
 
-/// Owner of the extension's schema.
+thread_local! {
+    /// The schema owner found by the last lookup; cleared by the syscache
+    /// callback whenever any schema changes (owner change, drop, rename).
+    static OWNER: std::cell::Cell<Option<pg_sys::Oid>> = const { std::cell::Cell::new(None) };
+}
+
+/// Registers the callback that forgets the cached owner; from `_PG_init`.
+pub fn register_cache_callback() {
+    // SAFETY: registers a plain function for the lifetime of the process.
+    unsafe {
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
+            Some(forget_owner),
+            pg_sys::Datum::from(0),
+        );
+    }
+}
+
+unsafe extern "C-unwind" fn forget_owner(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
+    OWNER.with(|o| o.set(None));
+}
+
+/// Owner of the extension's schema, looked up once per backend and again
+/// after any schema changes.
 fn vault_owner() -> VaultResult<pg_sys::Oid> {
+    if let Some(owner) = OWNER.with(|o| o.get()) {
+        return Ok(owner);
+    }
     let owner = Spi::get_one::<pg_sys::Oid>(
         "SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'cortex_vault'",
     )
     .ok()
-    .flatten();
-    owner.ok_or_else(|| VaultError::Internal("the cortex_vault schema was not found".into()))
+    .flatten()
+    .ok_or_else(|| VaultError::Internal("the cortex_vault schema was not found".into()))?;
+    OWNER.with(|o| o.set(Some(owner)));
+    Ok(owner)
 }

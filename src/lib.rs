@@ -17,6 +17,7 @@ mod isolation;
 pub mod keys;
 mod orgs;
 mod plaintext;
+mod plans;
 mod redact;
 mod sealed;
 mod secrets;
@@ -35,6 +36,7 @@ pub extern "C-unwind" fn _PG_init() {
     let preloading = unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress };
     settings::register(preloading);
     redact::install();
+    elevate::register_cache_callback();
     // Error reports go to clients and the server log; a Rust backtrace in
     // their context would only add noise, so capturing one is switched off.
     if preloading {

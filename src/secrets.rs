@@ -71,7 +71,7 @@ fn read_by_id(secret_id: Option<Uuid>) -> VaultResult<Plaintext> {
     let id = required(secret_id, "secret_id")?;
     let ctx = context::require()?;
     as_vault_owner(|| {
-        let row = fetch(FETCH_BY_ID, &[ctx.org.into(), id.into()])?;
+        let row = fetch(FETCH_BY_ID, &[pg_sys::UUIDOID; 2], &[ctx.org.into(), id.into()])?;
         reveal(&ctx, row, Some(&id))
     })
 }
@@ -97,7 +97,8 @@ fn read_by_name(name: Option<&str>, deployment: Option<&str>) -> VaultResult<Pla
             return reveal(&ctx, None, None);
         }
         let args = [ctx.org.into(), name.into(), ctx.deployment.as_deref().into()];
-        let row = fetch(FETCH_BY_NAME, &args)?;
+        let types = [pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::TEXTOID];
+        let row = fetch(FETCH_BY_NAME, &types, &args)?;
         reveal(&ctx, row, None)
     })
 }
@@ -200,9 +201,12 @@ const FETCH_BY_NAME: &str = concat!(
      ORDER BY s.deployment_id NULLS LAST LIMIT 1"
 );
 
-fn fetch(query: &str, args: &[pgrx::datum::DatumWithOid]) -> VaultResult<Option<Stored>> {
-    Spi::connect(|client| -> VaultResult<Option<Stored>> {
-        let rows = client.select(query, Some(1), args)?;
+fn fetch(
+    query: &'static str,
+    types: &[pg_sys::Oid],
+    args: &[pgrx::datum::DatumWithOid],
+) -> VaultResult<Option<Stored>> {
+    crate::plans::run(query, types, args, |rows| {
         if rows.is_empty() {
             return Ok(None);
         }

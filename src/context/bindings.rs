@@ -13,15 +13,13 @@ use pgrx::Uuid;
 pub fn bound_orgs() -> VaultResult<Vec<(String, Vec<Uuid>)>> {
     // SAFETY: both ids are valid inside a transaction.
     let (current, session) = unsafe { (pg_sys::GetUserId(), pg_sys::GetSessionUserId()) };
-    let mut roles = vec![role_name(current)];
-    if session != current {
-        roles.push(role_name(session));
-    }
-    let mut lists = Vec::new();
-    for role in roles {
-        let orgs = as_vault_owner(|| orgs_of(&role))?;
-        if !orgs.is_empty() {
-            lists.push((role, orgs));
+    let roles = [role_name(current), role_name(session)];
+    let rows = as_vault_owner(|| bindings_of(&roles))?;
+    let mut lists: Vec<(String, Vec<Uuid>)> = Vec::new();
+    for (role, org) in rows {
+        match lists.iter_mut().find(|(r, _)| *r == role) {
+            Some((_, orgs)) => orgs.push(org),
+            None => lists.push((role, vec![org])),
         }
     }
     Ok(lists)
@@ -34,21 +32,23 @@ fn role_name(oid: pg_sys::Oid) -> String {
         .into_owned()
 }
 
-fn orgs_of(role: &str) -> VaultResult<Vec<Uuid>> {
-    Spi::connect(|client| -> VaultResult<Vec<Uuid>> {
-        let rows = client.select(
-            "SELECT org_id FROM cortex_vault.role_bindings WHERE role_name = $1 ORDER BY org_id",
-            None,
-            &[role.into()],
-        )?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            if let Some(org) = row.get::<Uuid>(1)? {
-                out.push(org);
+/// (role, organization) pairs bound for either role, in one query.
+fn bindings_of(roles: &[String; 2]) -> VaultResult<Vec<(String, Uuid)>> {
+    crate::plans::run(
+        "SELECT role_name::text, org_id FROM cortex_vault.role_bindings \
+         WHERE role_name IN ($1, $2) ORDER BY role_name, org_id",
+        &[pg_sys::TEXTOID, pg_sys::TEXTOID],
+        &[roles[0].as_str().into(), roles[1].as_str().into()],
+        |rows| {
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                if let (Some(role), Some(org)) = (row.get::<String>(1)?, row.get::<Uuid>(2)?) {
+                    out.push((role, org));
+                }
             }
-        }
-        Ok(out)
-    })
+            Ok(out)
+        },
+    )
 }
 
 /// Binds a role to an organization; an administrator's function.
