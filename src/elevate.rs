@@ -45,7 +45,7 @@ pub fn current_role_name() -> String {
 struct Restore {
     user: pg_sys::Oid,
     context: i32,
-    guc_level: i32,
+    guc_level: Option<i32>,
     previous_caller: Option<String>,
 }
 
@@ -55,10 +55,10 @@ impl Drop for Restore {
         unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) };
         // While an error unwinds, the (sub)transaction abort that follows pops
         // the setting level; calling into guc.c mid-error is not safe.
-        if !std::thread::panicking() {
+        if let Some(level) = self.guc_level.filter(|_| !std::thread::panicking()) {
             // SAFETY: pops the level pushed in `as_vault_owner`, undoing the
             // search_path set there; nothing inside left a deeper level open.
-            unsafe { pg_sys::AtEOXact_GUC(true, self.guc_level) };
+            unsafe { pg_sys::AtEOXact_GUC(true, level) };
         }
         let previous = self.previous_caller.take();
         CALLER.with(|c| *c.borrow_mut() = previous);
@@ -76,12 +76,18 @@ pub fn as_vault_owner<R>(f: impl FnOnce() -> VaultResult<R>) -> VaultResult<R> {
     // A nested call (a trigger fired by a vault query) keeps the outer caller.
     let outer = CALLER.with(|c| c.borrow().clone());
     let caller = outer.clone().unwrap_or(caller);
-    // SAFETY: opens a setting level that `Restore` or the abort closes.
-    let guc_level = unsafe { pg_sys::NewGUCNestLevel() };
+    // The SQL functions pin search_path in their definition; a trigger or a
+    // nested call may not, and then it is pinned here, in a setting level
+    // that `Restore` or the (sub)transaction abort closes.
+    let guc_level = (!search_path_is_pinned()).then(|| {
+        // SAFETY: opens a setting level; set_config_option saves into it.
+        let level = unsafe { pg_sys::NewGUCNestLevel() };
+        pin_search_path();
+        level
+    });
     let _restore = Restore { user, context, guc_level, previous_caller: outer };
     CALLER.with(|c| *c.borrow_mut() = Some(caller));
     // The owner is looked up with search_path already pinned.
-    pin_search_path();
     let owner = vault_owner()?;
 
     let flags =
@@ -93,6 +99,17 @@ pub fn as_vault_owner<R>(f: impl FnOnce() -> VaultResult<R>) -> VaultResult<R> {
     f()
 }
 
+/// The search_path every storage query runs with.
+const PINNED_PATH: &CStr = c"pg_catalog, pg_temp";
+
+/// Whether search_path is already exactly [`PINNED_PATH`].
+fn search_path_is_pinned() -> bool {
+    // SAFETY: GetConfigOption returns NULL or a string owned by guc.c that
+    // stays valid until the setting changes, which cannot happen here.
+    let current = unsafe { pg_sys::GetConfigOption(c"search_path".as_ptr(), false, false) };
+    !current.is_null() && unsafe { CStr::from_ptr(current) } == PINNED_PATH
+}
+
 /// Sets search_path to pg_catalog, pg_temp for the storage queries, so that
 /// no object of the caller's can stand in for a built-in one.
 fn pin_search_path() {
@@ -101,7 +118,7 @@ fn pin_search_path() {
     unsafe {
         pg_sys::set_config_option(
             c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
+            PINNED_PATH.as_ptr(),
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
             pg_sys::GucAction::GUC_ACTION_SAVE,
