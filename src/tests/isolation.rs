@@ -299,6 +299,27 @@ mod tests {
     }
 
     #[pg_test]
+    fn audit_trigger_pins_search_path_and_gives_the_callers_back() {
+        app_table();
+        as_role("t_owner", None);
+        run("SELECT cortex_vault.enable_audit('public.conversations')");
+        reset_role();
+        as_role("t_app", Some(ORG_A));
+        run("CREATE TEMP TABLE audit_log (org_id uuid)");
+        run("SET LOCAL search_path = pg_temp, public");
+        run(&format!("INSERT INTO public.conversations (org_id, body) VALUES ('{ORG_A}', 'a9')"));
+        let path = text("SELECT current_setting('search_path')");
+        assert_eq!(path.as_deref(), Some("pg_temp, public"));
+        let temp_rows = Spi::get_one::<i64>("SELECT count(*) FROM pg_temp.audit_log");
+        assert_eq!(temp_rows, Ok(Some(0)));
+        reset_role();
+        let n = Spi::get_one::<i64>(
+            "SELECT count(*) FROM cortex_vault.audit_log WHERE operation = 'insert' AND db_user = 't_app'",
+        );
+        assert_eq!(n, Ok(Some(1)));
+    }
+
+    #[pg_test]
     fn export_returns_only_the_organizations_rows() {
         app_table();
         run("GRANT SELECT ON public.conversations TO t_writer");
