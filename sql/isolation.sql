@@ -16,7 +16,8 @@ DECLARE
     typ   text;
 BEGIN
     IF tbl IS NULL OR col IS NULL THEN
-        RAISE EXCEPTION 'table and column must not be null' USING ERRCODE = 'null_value_not_allowed';
+        RAISE EXCEPTION 'table and column must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
     END IF;
     SELECT c.relkind INTO kind FROM pg_catalog.pg_class c WHERE c.oid = tbl;
     IF kind NOT IN ('r', 'p') THEN
@@ -27,13 +28,37 @@ BEGIN
     FROM pg_catalog.pg_attribute a
     WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
     IF typ IS NULL THEN
-        RAISE EXCEPTION 'column "%" of % does not exist', col, tbl USING ERRCODE = 'undefined_column';
+        RAISE EXCEPTION 'column "%" of % does not exist', col, tbl
+            USING ERRCODE = 'undefined_column';
     END IF;
     IF NOT typ = ANY (want) THEN
         RAISE EXCEPTION 'column "%" of % has type %, not %', col, tbl, typ,
             pg_catalog.array_to_string(want, ' or ')
             USING ERRCODE = 'datatype_mismatch',
-                  HINT = 'Isolation compares the column with the session''s context; store it with the expected type.';
+                  HINT = 'Isolation compares the column with the session''s context; '
+                         'store it with the expected type.';
+    END IF;
+END
+$fn$;
+
+CREATE FUNCTION cortex_vault._has_policy(tbl regclass, policy name)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                   WHERE p.polrelid = tbl AND p.polname = policy)
+$fn$;
+
+-- Drops one of the helpers' policies when it is there.
+CREATE FUNCTION cortex_vault._drop_policy(tbl regclass, policy name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF cortex_vault._has_policy(tbl, policy) THEN
+        EXECUTE pg_catalog.format('DROP POLICY %I ON %s', policy, tbl);
     END IF;
 END
 $fn$;
@@ -57,12 +82,10 @@ BEGIN
 
     EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
     EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = tbl AND polname = 'cortex_vault_org') THEN
-        EXECUTE pg_catalog.format('DROP POLICY cortex_vault_org ON %s', tbl);
-    END IF;
+    PERFORM cortex_vault._drop_policy(tbl, 'cortex_vault_org');
     EXECUTE pg_catalog.format(
-        'CREATE POLICY cortex_vault_org ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)',
-        tbl, cond, cond);
+        'CREATE POLICY cortex_vault_org ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
+        'USING (%s) WITH CHECK (%s)', tbl, cond, cond);
 
     IF NOT EXISTS (
         SELECT 1 FROM pg_catalog.pg_index i
@@ -70,12 +93,14 @@ BEGIN
         WHERE i.indrelid = tbl AND a.attname = org_column
     ) THEN
         RAISE NOTICE 'no index of % leads with column "%"', tbl, org_column
-            USING HINT = pg_catalog.format('CREATE INDEX ON %s (%I) keeps every isolated query from scanning the whole table.', tbl, org_column);
+            USING HINT = pg_catalog.format('CREATE INDEX ON %s (%I) keeps every isolated '
+                                           'query from scanning the whole table.', tbl, org_column);
     END IF;
 END
 $fn$;
 
-CREATE FUNCTION cortex_vault.enable_deployment_isolation(tbl regclass, deployment_column name DEFAULT 'deployment_id')
+CREATE FUNCTION cortex_vault.enable_deployment_isolation(
+    tbl regclass, deployment_column name DEFAULT 'deployment_id')
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -83,7 +108,8 @@ AS $fn$
 DECLARE
     ctx text := '(SELECT cortex_vault.current_deployment_id())';
 BEGIN
-    PERFORM cortex_vault._isolation_target(tbl, deployment_column, ARRAY['text', 'character varying']);
+    PERFORM cortex_vault._isolation_target(tbl, deployment_column,
+                                           ARRAY['text', 'character varying']);
     IF NOT EXISTS (SELECT 1 FROM cortex_vault.isolated_tables WHERE relid = tbl) THEN
         RAISE EXCEPTION '% is not under organization isolation', tbl
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -94,9 +120,7 @@ BEGIN
     -- Restrictive: it narrows the organization policy, never widens it. A row
     -- with a NULL deployment belongs to the whole organization; a session
     -- without a deployment in context acts for the whole organization.
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = tbl AND polname = 'cortex_vault_deployment') THEN
-        EXECUTE pg_catalog.format('DROP POLICY cortex_vault_deployment ON %s', tbl);
-    END IF;
+    PERFORM cortex_vault._drop_policy(tbl, 'cortex_vault_deployment');
     EXECUTE pg_catalog.format(
         'CREATE POLICY cortex_vault_deployment ON %1$s AS RESTRICTIVE FOR ALL TO PUBLIC '
         'USING (%2$I IS NULL OR %3$s IS NULL OR %2$I = %3$s) '
@@ -120,12 +144,8 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = tbl AND polname = 'cortex_vault_deployment') THEN
-        EXECUTE pg_catalog.format('DROP POLICY cortex_vault_deployment ON %s', tbl);
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = tbl AND polname = 'cortex_vault_org') THEN
-        EXECUTE pg_catalog.format('DROP POLICY cortex_vault_org ON %s', tbl);
-    END IF;
+    PERFORM cortex_vault._drop_policy(tbl, 'cortex_vault_deployment');
+    PERFORM cortex_vault._drop_policy(tbl, 'cortex_vault_org');
     IF NOT reg.rls_was_forced THEN
         EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', tbl);
     END IF;
@@ -156,8 +176,8 @@ WITH candidates AS (
 ),
 facts AS (
     SELECT t.*,
-        EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = t.relid AND p.polname = 'cortex_vault_org') AS has_org,
-        EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = t.relid AND p.polname = 'cortex_vault_deployment') AS has_dep,
+        cortex_vault._has_policy(t.relid, 'cortex_vault_org') AS has_org,
+        cortex_vault._has_policy(t.relid, 'cortex_vault_deployment') AS has_dep,
         (SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a
           WHERE a.attrelid = t.relid AND a.attname = t.col AND NOT a.attisdropped) AS col_type,
         EXISTS (SELECT 1 FROM pg_catalog.pg_index i
