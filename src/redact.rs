@@ -1,9 +1,13 @@
 //! Log redaction. With the library preloaded, every message the server is
-//! about to emit passes through `emit_log_hook`. When the message or the
-//! statement it belongs to calls a function that takes a secret value, every
+//! about to emit passes through `emit_log_hook`. A statement is sensitive
+//! when its text names a function that takes or returns a secret value or the
+//! context token setting, when it executes a prepared statement that does,
+//! or when such a function ran during it. For a sensitive statement every
 //! string literal in the message, DETAIL, CONTEXT and internal query is
 //! replaced with `'***'`, and the STATEMENT line is replaced by a redacted
-//! copy: the shape of the statement stays readable, the value does not.
+//! copy: the shape of the statement stays readable, the value does not. An
+//! error that is not the vault's own (a failed cast of the value, say) may
+//! quote the value anywhere, so its DETAIL and CONTEXT are dropped as well.
 //!
 //! This covers `log_statement`, `log_min_duration_statement`, bind parameter
 //! DETAIL lines, error STATEMENT lines, auto_explain and pgaudit, all of
@@ -13,18 +17,97 @@ use pgrx::pg_sys;
 use std::borrow::Cow;
 use std::ffi::{CStr, CString};
 
-/// Functions whose arguments carry a secret value or a sealed value; a
-/// statement mentioning one is redacted. `create_secret` also matches
-/// `create_secret_sealed`.
-const VALUE_FUNCTIONS: [&str; 2] = ["create_secret", "rotate_secret"];
+/// Names that make a statement sensitive: functions whose arguments or
+/// results are secret values (`create_secret` also matches
+/// `create_secret_sealed`, `read_secret` matches `read_secret_by_name`), and
+/// the setting that carries a bearer token.
+const SENSITIVE_NAMES: [&str; 4] =
+    ["create_secret", "rotate_secret", "read_secret", "context_token"];
+
+/// What replaces DETAIL of an error that is not the vault's own.
+const DROPPED: &str = "(detail redacted by cortex_vault)";
+
+/// Prefix of the vault's own audit lines, whose labels are already quoted.
+const AUDIT_PREFIX: &str = "cortex_vault audit: ";
+
+thread_local! {
+    /// Text of the statement during which a value function ran, so that its
+    /// later messages are redacted even when the text names no function.
+    static CARRIER: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
 
 /// What replaces the contents of every string literal.
 const MASK: &str = "***";
 
-/// Whether text mentions a function that takes a secret value.
+/// Whether text names a sensitive function or setting. A Unicode-escaped
+/// identifier (`U&"..."`) could spell any name, so it counts as well.
 pub fn mentions_value_function(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
-    VALUE_FUNCTIONS.iter().any(|f| lower.contains(f))
+    SENSITIVE_NAMES.iter().any(|f| lower.contains(f)) || lower.contains("u&\"")
+}
+
+/// Marks the current statement as carrying a value; called when a value
+/// function starts.
+pub fn mark_statement() {
+    // SAFETY: debug_query_string is NULL or valid for the current statement.
+    let stmt = unsafe { text_of(pg_sys::debug_query_string) };
+    CARRIER.with(|c| *c.borrow_mut() = stmt);
+}
+
+/// Replaces the contents of double-quoted strings too: error messages quote
+/// input values that way.
+pub fn redact_quoted(text: &str) -> String {
+    let single = redact_literals(text);
+    let mut out = String::with_capacity(single.len());
+    let mut inside = false;
+    for ch in single.chars() {
+        if ch == '"' {
+            out.push('"');
+            if !inside {
+                out.push_str(MASK);
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(ch);
+        }
+    }
+    if inside {
+        out.push('"');
+    }
+    out
+}
+
+/// For `EXECUTE name(...)`, the text of the prepared statement it runs.
+fn prepared_text(stmt: &str) -> Option<String> {
+    let rest = stmt.trim_start();
+    let head = rest.get(..8)?;
+    if !head.eq_ignore_ascii_case("execute ") {
+        return None;
+    }
+    let name: String = rest[8..]
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect::<String>()
+        .to_lowercase();
+    let cname = CString::new(name).ok()?;
+    // SAFETY: with throwError = false the lookup returns NULL for an unknown
+    // name; a found entry's plan source and query string live in the
+    // session's prepared statement table.
+    unsafe {
+        let prepared = pg_sys::FetchPreparedStatement(cname.as_ptr(), false);
+        if prepared.is_null() || (*prepared).plansource.is_null() {
+            return None;
+        }
+        text_of((*(*prepared).plansource).query_string)
+    }
+}
+
+/// Whether the statement now running is sensitive.
+fn statement_is_sensitive(stmt: &str) -> bool {
+    mentions_value_function(stmt)
+        || CARRIER.with(|c| c.borrow().as_deref() == Some(stmt))
+        || prepared_text(stmt).as_deref().is_some_and(mentions_value_function)
 }
 
 /// Replaces the contents of every SQL string literal: '...', E'...' with
@@ -174,38 +257,63 @@ unsafe extern "C-unwind" fn redact_hook(edata: *mut pg_sys::ErrorData) {
 /// `edata` must be the server's ErrorData being emitted.
 unsafe fn redact(edata: &mut pg_sys::ErrorData) {
     // SAFETY: debug_query_string is NULL or a NUL-terminated string that
-    // lives for the current statement.
+    // lives for the current statement; the fields are NULL or strings in
+    // ErrorContext.
     let statement = unsafe { text_of(pg_sys::debug_query_string) };
     let fields =
         [edata.message, edata.detail, edata.detail_log, edata.context, edata.internalquery];
-    // SAFETY: each field is NULL or a NUL-terminated string in ErrorContext.
-    let sensitive = statement.as_deref().is_some_and(mentions_value_function)
+    let sensitive = statement.as_deref().is_some_and(statement_is_sensitive)
         || fields
             .iter()
             .any(|f| unsafe { text_of(*f) }.as_deref().is_some_and(mentions_value_function));
     if !sensitive {
         return;
     }
-    // SAFETY: replacing each field with a copy allocated in ErrorContext,
-    // where the server frees error data.
+    let message = unsafe { text_of(edata.message) }.unwrap_or_default();
+    let audit_line = message.starts_with(AUDIT_PREFIX);
+    let ours = audit_line || unsafe { text_of(edata.funcname) }.as_deref() == Some("cortex_vault");
+
+    // SAFETY: every replacement is a copy allocated in ErrorContext, where
+    // the server frees error data.
     unsafe {
-        edata.message = audit_parameters_copy(edata.message);
-        edata.message = redacted_copy(edata.message);
-        edata.detail = redacted_copy(edata.detail);
-        edata.detail_log = redacted_copy(edata.detail_log);
-        edata.context = redacted_copy(edata.context);
+        if !audit_line {
+            edata.message = audit_parameters_copy(edata.message);
+            edata.message = if ours {
+                redacted_copy(edata.message)
+            } else {
+                copy_to_error_context(&redact_quoted(&text_of(edata.message).unwrap_or_default()))
+            };
+        }
+        if ours {
+            edata.detail = redacted_copy(edata.detail);
+            edata.detail_log = redacted_copy(edata.detail_log);
+            edata.context = redacted_copy(edata.context);
+        } else {
+            edata.detail = replaced(edata.detail);
+            edata.detail_log = replaced(edata.detail_log);
+            edata.context = std::ptr::null_mut();
+        }
         edata.internalquery = redacted_copy(edata.internalquery);
     }
     if let Some(stmt) = statement.filter(|_| !edata.hide_stmt) {
         edata.hide_stmt = true;
         let line = format!("redacted statement: {}", redact_literals(&stmt));
         // SAFETY: as above.
-        let context = unsafe { text_of(edata.context) };
-        let joined = match context {
+        let joined = match unsafe { text_of(edata.context) } {
             Some(c) => format!("{c}\n{line}"),
             None => line,
         };
         edata.context = unsafe { copy_to_error_context(&joined) };
+    }
+}
+
+/// # Safety
+/// Must run inside error reporting; `ptr` NULL or a valid string.
+unsafe fn replaced(ptr: *mut std::ffi::c_char) -> *mut std::ffi::c_char {
+    if ptr.is_null() {
+        ptr
+    } else {
+        unsafe { copy_to_error_context(DROPPED) }
     }
 }
 
@@ -252,6 +360,7 @@ unsafe fn copy_to_error_context(text: &str) -> *mut std::ffi::c_char {
 /// when a value-taking function starts; the text a session can see before
 /// that moment is the statement as sent.
 pub fn mask_activity() {
+    mark_statement();
     // SAFETY: debug_query_string is NULL or valid for the current statement.
     let Some(stmt) = (unsafe { text_of(pg_sys::debug_query_string) }) else {
         return;
@@ -333,10 +442,22 @@ mod tests {
     }
 
     #[test]
-    fn detection_is_case_insensitive_and_covers_sealed_variants() {
+    fn detection_is_case_insensitive_and_covers_variants() {
         assert!(mentions_value_function("select CORTEX_VAULT.Create_Secret($1,$2)"));
         assert!(mentions_value_function("SELECT rotate_secret_sealed($1, $2)"));
-        assert!(!mentions_value_function("SELECT cortex_vault.read_secret($1)"));
+        assert!(mentions_value_function("SELECT cortex_vault.read_secret_by_name($1)::int"));
+        assert!(mentions_value_function("SET LOCAL cortex_vault.context_token = 'v1.x.y'"));
+        assert!(mentions_value_function("SELECT cortex_vault.U&\"create\\005Fsecret\"('n', 'v')"));
+        assert!(!mentions_value_function("SELECT cortex_vault.delete_secret($1)"));
+    }
+
+    #[test]
+    fn double_quoted_values_in_error_messages_are_masked() {
+        assert_eq!(
+            redact_quoted("invalid input syntax for type integer: \"sk-ant-1\""),
+            "invalid input syntax for type integer: \"***\""
+        );
+        assert_eq!(redact_quoted("a 'b' \"c"), "a '***' \"***\"");
     }
 
     #[test]

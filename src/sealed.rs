@@ -1,5 +1,10 @@
 //! The sealed variants of create and rotate, and the public key they use.
+//!
+//! A client seals `organization id (16 bytes) || value` to the vault's public
+//! key; the vault opens it only for that organization, so a sealed box
+//! captured from one organization's request cannot be stored in another's.
 
+use crate::context;
 use crate::crypto::sealed;
 use crate::errors::{or_raise, required, VaultError, VaultResult};
 use crate::keys;
@@ -57,7 +62,20 @@ fn open(sealed_value: &[u8]) -> VaultResult<Zeroizing<Vec<u8>>> {
     })
 }
 
-fn text(value: &[u8]) -> VaultResult<&str> {
+/// The value inside an opened box, once its organization prefix matches the
+/// organization in context.
+fn text(opened: &[u8]) -> VaultResult<&str> {
+    let ctx = context::require()?;
+    let (org, value) = opened.split_at_checked(16).ok_or_else(|| VaultError::InvalidArgument {
+        message: "sealed value has no organization prefix".into(),
+        detail: "Seal the 16 bytes of the organization id followed by the value.".into(),
+    })?;
+    if org != ctx.org.as_bytes() {
+        return Err(VaultError::InvalidArgument {
+            message: "sealed value was made for another organization".into(),
+            detail: "Seal the value with the organization id of the context.".into(),
+        });
+    }
     std::str::from_utf8(value).map_err(|_| VaultError::InvalidArgument {
         message: "sealed value is not UTF-8 text".into(),
         detail: "Seal the UTF-8 bytes of the value.".into(),

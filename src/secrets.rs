@@ -68,6 +68,7 @@ fn read_secret(secret_id: Option<Uuid>) -> Plaintext {
 }
 
 fn read_by_id(secret_id: Option<Uuid>) -> VaultResult<Plaintext> {
+    crate::redact::mark_statement();
     let id = required(secret_id, "secret_id")?;
     let ctx = context::require()?;
     as_vault_owner(|| {
@@ -88,6 +89,7 @@ fn read_secret_by_name(
 }
 
 fn read_by_name(name: Option<&str>, deployment: Option<&str>) -> VaultResult<Plaintext> {
+    crate::redact::mark_statement();
     let name = required(name, "name")?;
     let ctx = context::require()?;
     as_vault_owner(|| {

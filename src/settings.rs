@@ -107,12 +107,14 @@ fn register_session() {
         GucContext::Userset,
         context,
     );
+    // Anyone may set a token; only superusers may read one back, so a token
+    // left on a pooled connection cannot be copied by the next client.
     string(
         c"cortex_vault.context_token",
         c"Signed context token for this transaction.",
         &CONTEXT_TOKEN,
         GucContext::Userset,
-        context,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
     );
 }
 

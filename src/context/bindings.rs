@@ -1,7 +1,7 @@
 //! Role bindings: database roles tied to organizations. A session whose
-//! current or session role is bound may act only for the organizations it is
-//! bound to, whatever it sets; a role bound to one organization needs no
-//! setting at all.
+//! current or session role is bound, directly or through a role it is a
+//! member of, may act only for the organizations bound that way, whatever it
+//! sets; bound to one organization, it needs no setting at all.
 
 use crate::elevate::as_vault_owner;
 use crate::errors::{or_raise, required, VaultError, VaultResult};
@@ -32,11 +32,15 @@ fn role_name(oid: pg_sys::Oid) -> String {
         .into_owned()
 }
 
-/// (role, organization) pairs bound for either role, in one query.
+/// (role, organization) pairs bound to either role or to any role either
+/// is a member of, in one query.
 fn bindings_of(roles: &[String; 2]) -> VaultResult<Vec<(String, Uuid)>> {
     crate::plans::run(
-        "SELECT role_name::text, org_id FROM cortex_vault.role_bindings \
-         WHERE role_name IN ($1, $2) ORDER BY role_name, org_id",
+        "SELECT b.role_name::text, b.org_id FROM cortex_vault.role_bindings b \
+         JOIN pg_catalog.pg_roles r ON r.rolname = b.role_name \
+         WHERE pg_catalog.pg_has_role($1::name, r.oid, 'MEMBER') \
+            OR pg_catalog.pg_has_role($2::name, r.oid, 'MEMBER') \
+         ORDER BY b.role_name, b.org_id",
         &[pg_sys::TEXTOID, pg_sys::TEXTOID],
         &[roles[0].as_str().into(), roles[1].as_str().into()],
         |rows| {

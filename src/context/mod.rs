@@ -83,17 +83,31 @@ pub fn resolve() -> VaultResult<Option<Context>> {
         trusted = true;
     }
 
-    for (role, orgs) in bindings::bound_orgs()? {
+    let bound = bindings::bound_orgs()?;
+    if !bound.is_empty() {
+        let mut allowed: Vec<Uuid> =
+            bound.iter().flat_map(|(_, orgs)| orgs.iter().copied()).collect();
+        allowed.sort_by_key(|u| *u.as_bytes());
+        allowed.dedup();
         match org {
-            Some(o) if !orgs.contains(&o) => {
-                return Err(refused(&format!("Role \"{role}\" is bound to other organizations.")))
+            Some(o) if !allowed.contains(&o) => {
+                let roles: Vec<&str> = bound.iter().map(|(r, _)| r.as_str()).collect();
+                return Err(refused(&format!(
+                    "The session's roles are bound to other organizations ({}).",
+                    roles.join(", ")
+                )));
             }
-            None if orgs.len() == 1 => org = Some(orgs[0]),
+            None if allowed.len() == 1 => org = Some(allowed[0]),
             _ => {}
         }
         trusted = true;
     }
 
+    // A deployment left on the session would otherwise be dropped silently,
+    // widening the context to the whole organization.
+    if strict && deployment.is_none() && plain.session_level == Some("cortex_vault.deployment_id") {
+        return Err(refused_strict("cortex_vault.deployment_id was set for the whole session."));
+    }
     if strict && !trusted {
         if let Some(name) = plain.session_level {
             return Err(refused_strict(&format!("{name} was set for the whole session.")));

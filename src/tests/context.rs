@@ -32,7 +32,7 @@ mod tests {
     }
 
     fn set_token(token: &str) {
-        run(&format!("SELECT set_config('cortex_vault.context_token', '{token}', true)"));
+        run(&format!("SET LOCAL cortex_vault.context_token = '{token}'"));
     }
 
     #[pg_test]
@@ -177,6 +177,55 @@ mod tests {
         as_role("t_writer", Some(ORG_A));
         let got = outcome(&format!("SELECT cortex_vault.bind_role('t_writer', '{ORG_B}')"));
         assert!(got.starts_with("ERROR 42501: permission denied"), "{got}");
+        reset_role();
+    }
+
+    #[pg_test]
+    fn a_token_cannot_be_read_back_by_an_ordinary_role() {
+        isolated();
+        let t = token_for(ORG_B, None, 60);
+        as_role("t_app", None);
+        run(&format!("SET cortex_vault.context_token = '{t}'"));
+        let got = outcome("SELECT current_setting('cortex_vault.context_token')");
+        assert!(got.starts_with("ERROR 42501: permission denied to examine"), "{got}");
+        let got =
+            outcome("SELECT count(*) FROM pg_settings WHERE name = 'cortex_vault.context_token'");
+        assert_eq!(got, "0");
+        reset_role();
+    }
+
+    #[pg_test]
+    fn strict_mode_refuses_a_session_level_deployment_under_an_org_wide_token() {
+        isolated();
+        run("SET LOCAL cortex_vault.strict_context = on");
+        let t = token_for(ORG_A, None, 60);
+        as_role("t_app", None);
+        set_token(&t);
+        run("SET cortex_vault.deployment_id = 'agent-a'");
+        assert_eq!(facts(), "ERROR 42501: organization context refused");
+        let why = detail_of("SELECT count(*) FROM public.memory");
+        assert_eq!(
+            why.as_deref(),
+            Some("cortex_vault.deployment_id was set for the whole session.")
+        );
+        run("SET LOCAL cortex_vault.deployment_id = 'agent-a'");
+        assert_eq!(facts(), "fact-a");
+        reset_role();
+    }
+
+    #[pg_test]
+    fn a_binding_on_a_group_role_binds_its_members() {
+        isolated();
+        run("CREATE ROLE t_acme_agents NOLOGIN");
+        run("CREATE ROLE t_bot1 NOLOGIN IN ROLE t_acme_agents");
+        run("GRANT SELECT ON public.memory TO t_acme_agents");
+        as_role("t_admin", None);
+        run(&format!("SELECT cortex_vault.bind_role('t_acme_agents', '{ORG_A}')"));
+        reset_role();
+        as_role("t_bot1", Some(ORG_B));
+        assert_eq!(facts(), "ERROR 42501: organization context refused");
+        as_role("t_bot1", None);
+        assert_eq!(facts(), "fact-a");
         reset_role();
     }
 }

@@ -44,7 +44,7 @@ pub fn setup() {
 pub fn as_role(role: &str, org: Option<&str>) {
     reset_role();
     run(&format!("SET LOCAL ROLE {role}"));
-    run("SELECT set_config('cortex_vault.context_token', '', true)");
+    run("SET LOCAL cortex_vault.context_token = ''");
     context(org, None);
 }
 

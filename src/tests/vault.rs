@@ -446,14 +446,22 @@ mod tests {
             Spi::get_one::<Vec<u8>>("SELECT cortex_vault.sealing_public_key()").unwrap().unwrap();
         let key: [u8; 32] = public.as_slice().try_into().unwrap();
         let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-        let sealed = crate::crypto::sealed::seal(&key, ANTHROPIC.as_bytes()).unwrap();
+        // The sealed plaintext is the organization id followed by the value.
+        let org_a = crate::context::parse_uuid(ORG_A).unwrap();
+        let org_b = crate::context::parse_uuid(ORG_B).unwrap();
+        let boxed = |org: &pgrx::Uuid, value: &str| {
+            let mut plain = org.as_bytes().to_vec();
+            plain.extend_from_slice(value.as_bytes());
+            crate::crypto::sealed::seal(&key, &plain).unwrap()
+        };
+        let sealed = boxed(&org_a, ANTHROPIC);
         as_role("t_writer", Some(ORG_A));
         let id = text(&format!(
             "SELECT cortex_vault.create_secret_sealed('sealed', '\\x{}', 'agent-a')::text",
             hex(&sealed)
         ))
         .unwrap();
-        let rotated = crate::crypto::sealed::seal(&key, OPENAI.as_bytes()).unwrap();
+        let rotated = boxed(&org_a, OPENAI);
         let got = outcome(&format!(
             "SELECT cortex_vault.rotate_secret_sealed('{id}', '\\x{}', 1)",
             hex(&rotated)
@@ -466,6 +474,13 @@ mod tests {
             hex(&bad)
         ));
         assert_eq!(got, "ERROR 22023: sealed value could not be opened");
+        // A box made for another organization is refused here.
+        let foreign = boxed(&org_b, OPENAI);
+        let got = outcome(&format!(
+            "SELECT cortex_vault.create_secret_sealed('moved', '\\x{}')",
+            hex(&foreign)
+        ));
+        assert_eq!(got, "ERROR 22023: sealed value was made for another organization");
         let got = outcome("SELECT cortex_vault.create_secret_sealed('n', NULL)");
         assert_eq!(got, "ERROR 22004: argument \"sealed_secret\" must not be null");
         reset_role();
