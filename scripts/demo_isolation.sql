@@ -9,12 +9,12 @@
 \echo
 \echo '== 11. The platform''s own table of agent conversations, isolated per organization'
 CREATE TABLE conversations (
-    id bigserial PRIMARY KEY,
+    id bigserial,
     org_id uuid NOT NULL,
     deployment_id text,
-    body text NOT NULL
+    body text NOT NULL,
+    PRIMARY KEY (org_id, id)
 );
-CREATE INDEX ON conversations (org_id);
 INSERT INTO conversations (org_id, deployment_id, body) VALUES
     (:'acme', 'support-bot', 'Customer asks about invoice 1042'),
     (:'acme', 'research-agent', 'Summary of three papers on RAG'),

@@ -122,6 +122,9 @@ GRANT EXECUTE ON FUNCTION cortex_vault.bind_role(text, uuid),
                           cortex_vault._isolation_target(regclass, name, text[]),
                           cortex_vault._has_policy(regclass, name),
                           cortex_vault._drop_policy(regclass, name),
+                          cortex_vault._policy_def(regclass, name),
+                          cortex_vault._children(regclass),
+                          cortex_vault._refuse_truncate(),
                           cortex_vault._audit_row_change() TO cortex_vault_admin;
 GRANT EXECUTE ON FUNCTION cortex_vault.export_org_data(),
                           cortex_vault._record_export() TO cortex_vault_admin, cortex_vault_writer;

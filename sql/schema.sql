@@ -114,6 +114,8 @@ CREATE TABLE cortex_vault.isolated_tables (
     deployment_column name,
     rls_was_enabled   boolean NOT NULL,
     rls_was_forced    boolean NOT NULL,
+    org_policy_def    text,
+    deployment_policy_def text,
     enabled_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
     enabled_by        name NOT NULL DEFAULT CURRENT_USER
 );

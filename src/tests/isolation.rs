@@ -14,8 +14,8 @@ mod tests {
         run("CREATE ROLE t_app NOLOGIN");
         run("GRANT CREATE ON SCHEMA public TO t_owner");
         as_role("t_owner", None);
-        run("CREATE TABLE public.conversations (id serial PRIMARY KEY, org_id uuid NOT NULL, \
-             deployment_id text, body text)");
+        run("CREATE TABLE public.conversations (id serial, org_id uuid NOT NULL, \
+             deployment_id text, body text, PRIMARY KEY (org_id, id))");
         run("CREATE INDEX ON public.conversations (org_id)");
         run("GRANT SELECT, INSERT, UPDATE, DELETE ON public.conversations TO t_app");
         run("GRANT USAGE ON SEQUENCE public.conversations_id_seq TO t_app");
@@ -333,5 +333,76 @@ mod tests {
         let got = outcome("SELECT cortex_vault.export_org_data()");
         assert_eq!(got, "ERROR 42501: no organization context is set");
         reset_role();
+    }
+
+    #[pg_test]
+    fn truncate_is_refused_on_an_isolated_table() {
+        app_table();
+        run("GRANT TRUNCATE ON public.conversations TO t_app");
+        as_role("t_app", Some(ORG_A));
+        let got = outcome("TRUNCATE public.conversations");
+        assert_eq!(got, "ERROR 42501: truncate is refused on an isolated table");
+        reset_role();
+        as_role("t_app", Some(ORG_B));
+        assert_eq!(bodies(), "b1,b2");
+        reset_role();
+    }
+
+    #[pg_test]
+    fn partitions_and_children_are_isolated_and_late_ones_reported() {
+        app_table();
+        run("CREATE TABLE public.mem (tenant uuid NOT NULL, k text, v text) PARTITION BY LIST (k)");
+        run("CREATE TABLE public.mem_a PARTITION OF public.mem FOR VALUES IN ('a')");
+        run("CREATE INDEX ON public.mem (tenant)");
+        run(&format!(
+            "INSERT INTO public.mem VALUES ('{ORG_A}', 'a', 'va'), ('{ORG_B}', 'a', 'vb')"
+        ));
+        run("SELECT cortex_vault.enable_org_isolation('public.mem', 'tenant')");
+        run("GRANT SELECT ON public.mem, public.mem_a TO t_app");
+        as_role("t_app", Some(ORG_A));
+        let direct = text("SELECT string_agg(v, ',') FROM public.mem_a");
+        assert_eq!(direct.as_deref(), Some("va"), "a partition read directly stays isolated");
+        reset_role();
+        run("CREATE TABLE public.mem_b PARTITION OF public.mem FOR VALUES IN ('b')");
+        let problems = text(
+            "SELECT array_to_string(problems, '|') FROM cortex_vault.isolation_report() \
+             WHERE table_name = 'public.mem_b'::regclass",
+        )
+        .unwrap();
+        assert!(
+            problems.starts_with("it is a partition or child of an isolated table"),
+            "{problems}"
+        );
+    }
+
+    #[pg_test]
+    fn report_sees_changed_policies_leaky_indexes_and_disabled_triggers() {
+        app_table();
+        run("CREATE INDEX conversations_body_idx ON public.conversations (body)");
+        run("ALTER POLICY cortex_vault_org ON public.conversations USING (true) WITH CHECK (true)");
+        as_role("t_owner", None);
+        run("SELECT cortex_vault.enable_audit('public.conversations')");
+        reset_role();
+        run("ALTER TABLE public.conversations DISABLE TRIGGER cortex_vault_audit");
+        let problems = text(
+            "SELECT array_to_string(problems, '|') FROM cortex_vault.isolation_report() \
+             WHERE table_name = 'public.conversations'::regclass",
+        )
+        .unwrap();
+        for expected in [
+            "policy cortex_vault_org was changed after enable_org_isolation()",
+            "audit trigger cortex_vault_audit is disabled",
+            "index public.conversations_body_idx does not lead with column \"org_id\"",
+        ] {
+            assert!(problems.contains(expected), "{expected} in {problems}");
+        }
+    }
+
+    #[pg_test]
+    fn audit_needs_isolation_first() {
+        app_table();
+        run("CREATE TABLE public.loose (org_id uuid, x int)");
+        let got = outcome("SELECT cortex_vault.enable_audit('public.loose')");
+        assert_eq!(got, "ERROR 55000: public.loose is not under organization isolation");
     }
 }
