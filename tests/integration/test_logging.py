@@ -2,6 +2,7 @@
 carry them: the plain path's canaries must reach neither the server log nor
 the audit trail; the sealed path's canaries must reach nothing at all."""
 
+import os
 import pathlib
 import subprocess
 import threading
@@ -76,7 +77,8 @@ def plain_literal(conn, sql):
 
 def test_no_value_reaches_log_audit_statistics_or_wal(logged):
     server, conn, audit = logged
-    c = {k: canary(k) for k in ["LIT", "BIND", "ROTLIT", "ROTBIND", "ERRLIT", "ERRBIND", "SEALED"]}
+    c = {k: canary(k) for k in ["LIT", "BIND", "ROTLIT", "ROTBIND", "ERRLIT", "ERRBIND", "SEALED",
+                                "PREPARED", "ESCAPED", "CAST"]}
     control = f"CONTROL{uuid.uuid4().hex}"
 
     # Plain path, value as a literal (simple protocol).
@@ -85,6 +87,25 @@ def test_no_value_reaches_log_audit_statistics_or_wal(logged):
     with pytest.raises(psycopg2.Error) as err:
         plain_literal(conn, f"SELECT cortex_vault.create_secret('lit', '{c['ERRLIT']}')")
     assert err.value.pgcode == "23505"
+
+    # A prepared statement run with EXECUTE, failing on a duplicate name.
+    with pytest.raises(psycopg2.Error):
+        plain_literal(conn, "PREPARE p(text, text) AS SELECT cortex_vault.create_secret($1, $2);"
+                            f"EXECUTE p('lit', '{c['PREPARED']}')")
+    # The function name spelled with a Unicode escape, failing the same way.
+    with pytest.raises(psycopg2.Error):
+        plain_literal(conn, "SELECT cortex_vault.U&\"create\\005Fsecret\""
+                            f"('lit', '{c['ESCAPED']}')")
+    # A value that makes a cast fail after the call: the error quotes it.
+    cast_id = plain_literal(conn, f"SELECT cortex_vault.create_secret('cast', '{c['CAST']}')")
+    cur = conn.cursor()
+    cur.execute("SET ROLE it_reader")
+    cur.execute(f"SET cortex_vault.org_id = '{ORG_A}'")
+    with pytest.raises(psycopg2.Error) as err:
+        cur.execute(f"SELECT cortex_vault.read_secret('{cast_id}')::int")
+    assert err.value.pgcode == "22P02"
+    assert c["CAST"] not in str(err.value), "nor does the client see the value in the error"
+    cur.execute("RESET ROLE")
 
     # Plain path, value as a bind parameter (extended protocol).
     with psycopg.connect(dsn(server, "it_writer"), autocommit=True) as pconn:
@@ -96,11 +117,18 @@ def test_no_value_reaches_log_audit_statistics_or_wal(logged):
             pconn.execute("SELECT cortex_vault.create_secret(%s, %s)", ("bind", c["ERRBIND"]))
         assert perr.value.sqlstate == "23505"
 
-    # Sealed path, through the shipped client example.
+    # Sealed path, through the shipped client example, with a context token
+    # (which must not reach the log either).
+    cur = conn.cursor()
+    cur.execute("SET ROLE it_admin")
+    cur.execute("SELECT cortex_vault.issue_context_token(%s, NULL, 60)", (ORG_A,))
+    token = cur.fetchone()[0]
+    cur.execute("RESET ROLE")
     out = subprocess.run(
         ["/usr/bin/python3", str(ROOT / "examples" / "seal_and_store.py"), "--dsn",
          dsn(server, "it_writer"), "--org", ORG_A, "--name", "sealed", "--deployment", "agent-a"],
-        input=c["SEALED"], capture_output=True, text=True, check=True)
+        input=c["SEALED"], capture_output=True, text=True, check=True,
+        env=dict(os.environ, CORTEX_VAULT_CONTEXT_TOKEN=token))
     sealed_id = out.stdout.strip()
     cur = conn.cursor()
     cur.execute("SET ROLE it_reader")
@@ -122,11 +150,13 @@ def test_no_value_reaches_log_audit_statistics_or_wal(logged):
     # Positive controls: logging, statistics and the tools really ran.
     assert control in log
     assert "create_secret" in statements
+    assert "invalid input syntax for type integer" in log, "the cast error was logged"
     assert "Query Text:" in log, "auto_explain logged plans"
     assert "redacted statement: SELECT cortex_vault.create_secret('***', '***')" in log
     assert "arameters: $1 = '***', $2 = '***'" in log, "bind parameters are logged, masked"
     if audit:
         assert "AUDIT: SESSION" in log
+    assert token not in log, "a context token reached the server log"
     for name, value in c.items():
         assert value not in log, f"{name} canary in the server log"
         assert value not in trail, f"{name} canary in the audit trail"
