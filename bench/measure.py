@@ -18,6 +18,7 @@ import os
 import pathlib
 import random
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -50,21 +51,73 @@ def connect(user):
     return conn
 
 
+def postmaster_pid():
+    return int(pathlib.Path(DIR, "data", "postmaster.pid").read_text().split()[0])
+
+
+def proc_stat(pid):
+    """Fields of /proc/PID/stat after the command name (field 3 is index 0)."""
+    return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def postmaster_children():
+    """Process ids of the server's backends and helper processes."""
+    parent, kids = str(postmaster_pid()), set()
+    for d in pathlib.Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if proc_stat(d.name)[1] == parent:
+                    kids.add(d.name)
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return kids
+
+
+def postmaster_children_cpu():
+    """CPU seconds of the server's exited children (backends), as the
+    postmaster's cutime + cstime: a backend's time counts once it has exited
+    and been reaped, which pgbench's connections do at the end of a run."""
+    fields = proc_stat(postmaster_pid())
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_exit(before):
+    """Waits until every server process started since `before` has exited
+    and been reaped, so that its CPU time is counted."""
+    for _ in range(1000):
+        if not postmaster_children() - before:
+            return
+        time.sleep(0.005)
+    sys.exit("backends of a finished pgbench run did not exit")
+
+
 def pgbench(script, user, clients, secs, defines):
-    """Transactions per second of one pgbench run; fails on any error."""
+    """One pgbench run: transactions per second, and CPU microseconds per
+    transaction of the server's backends and of pgbench. Fails on any error."""
     cmd = [str(BIN / "pgbench"), "-n", "-M", "prepared", "-h", DIR, "-p", str(PORT),
            "-U", user, "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(secs),
            "-f", str(BENCH / script)]
     for d in defines:
         cmd += ["-D", d]
     cmd.append(DB)
+    before = postmaster_children()
+    server0 = postmaster_children_cpu()
+    client0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, capture_output=True, text=True)
+    client1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wait_for_exit(before)
+    server_cpu = postmaster_children_cpu() - server0
+    client_cpu = (client1.ru_utime + client1.ru_stime) - (client0.ru_utime + client0.ru_stime)
+
     text = out.stdout + out.stderr
     failed = re.search(r"number of failed transactions: (\d+)", text)
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", text)
+    txs = re.search(r"number of transactions actually processed: (\d+)", text)
     if out.returncode != 0 or tps is None or (failed and int(failed.group(1)) > 0):
         sys.exit(f"pgbench {script} as {user} failed:\n{text}")
-    return float(tps.group(1))
+    n = int(txs.group(1))
+    return {"tps": float(tps.group(1)), "server_us": server_cpu / n * 1e6,
+            "client_us": client_cpu / n * 1e6}
 
 
 def side(spec):
@@ -73,21 +126,30 @@ def side(spec):
 
 
 def ab(args):
-    """Runs A and B alternately (ABBA order) and records the ratio of medians."""
+    """Runs A and B alternately (ABBA order) and records the ratio of median
+    throughputs, and the ratio of median CPU time per transaction."""
     a, b = side(args.a), side(args.b)
     for script, user in (a, b):
         pgbench(script, user, args.clients, WARMUP_SECS, args.define)
-    tps = {"a": [], "b": []}
+    runs = {"a": [], "b": []}
     for r in range(args.rounds):
         order = (("a", a), ("b", b)) if r % 2 == 0 else (("b", b), ("a", a))
         for key, (script, user) in order:
-            tps[key].append(pgbench(script, user, args.clients, args.secs, args.define))
+            runs[key].append(pgbench(script, user, args.clients, args.secs, args.define))
+    tps = {k: [r["tps"] for r in v] for k, v in runs.items()}
+    cpu = {k: [r["server_us"] + r["client_us"] for r in v] for k, v in runs.items()}
+    server = {k: [r["server_us"] for r in v] for k, v in runs.items()}
     ma, mb = statistics.median(tps["a"]), statistics.median(tps["b"])
     pairs = [x / y for x, y in zip(tps["a"], tps["b"])]
     record({"figure": args.name, "clients": args.clients, "a": args.a, "b": args.b,
-            "secs": args.secs, "a_tps": tps["a"], "b_tps": tps["b"],
+            "secs": args.secs, "rounds": args.rounds, "a_tps": tps["a"], "b_tps": tps["b"],
             "a_median": ma, "b_median": mb, "ratio": ma / mb,
             "round_ratio_min": min(pairs), "round_ratio_max": max(pairs),
+            "a_cpu_rounds": cpu["a"], "b_cpu_rounds": cpu["b"],
+            "a_cpu_us": statistics.median(cpu["a"]), "b_cpu_us": statistics.median(cpu["b"]),
+            "a_server_us": statistics.median(server["a"]),
+            "b_server_us": statistics.median(server["b"]),
+            "cpu_ratio": statistics.median(cpu["b"]) / statistics.median(cpu["a"]),
             **dict(d.split("=", 1) for d in args.define)})
 
 

@@ -20,6 +20,7 @@ INSERT INTO conversations (org_id, deployment_id, body) VALUES
     (:'acme', 'research-agent', 'Summary of three papers on RAG'),
     (:'globex', 'sales-agent', 'Lead: Initech, 40 seats');
 GRANT SELECT, INSERT ON conversations TO agent_runtime;
+GRANT SELECT ON conversations TO dashboard;
 GRANT USAGE ON SEQUENCE conversations_id_seq TO agent_runtime;
 SELECT cortex_vault.enable_org_isolation('conversations');
 SELECT cortex_vault.enable_audit('conversations');
@@ -46,7 +47,15 @@ INSERT INTO conversations (org_id, body) VALUES (:'globex', 'planted by Acme');
 ROLLBACK;
 
 \echo
-\echo '== 14. Strict mode: a bare SET is no longer enough; a signed, expiring token is'
+\echo '== 14. Acme cancels: the dashboard exports Acme''s rows of every isolated table as JSON'
+\c - dashboard
+BEGIN;
+SET LOCAL cortex_vault.org_id = :'acme';
+SELECT jsonb_pretty(cortex_vault.export_org_data() - 'exported_at') AS export;
+COMMIT;
+
+\echo
+\echo '== 15. Strict mode: a bare SET is no longer enough; a signed, expiring token is'
 \c - postgres
 ALTER SYSTEM SET cortex_vault.strict_context = on;
 SELECT pg_reload_conf();

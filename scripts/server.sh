@@ -71,7 +71,10 @@ start)
     ;;
 stop)
     dir=${3:?server folder}
-    if [[ -f $dir/data/postmaster.pid ]]; then
+    # Only a server that is running: a pid file left by one that died (a
+    # machine restart, a killed process) needs no stop.
+    if [[ -f $dir/data/postmaster.pid ]] &&
+        as_pg "$(bindir "$ver")/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
         as_pg "$(bindir "$ver")/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
     fi
     ;;

@@ -44,7 +44,7 @@ pub fn register(preloading: bool) {
 }
 
 fn register_server_start() {
-    let server_only = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL;
+    let server_only = GucFlags::SUPERUSER_ONLY;
     string(
         c"cortex_vault.master_key_file",
         c"File with the master key versions, one 64-hex-digit key per line, oldest first.",
