@@ -326,20 +326,26 @@ unsafe fn text_of(ptr: *const std::ffi::c_char) -> Option<String> {
 /// # Safety
 /// `ptr` must be NULL or a valid NUL-terminated string.
 unsafe fn redacted_copy(ptr: *mut std::ffi::c_char) -> *mut std::ffi::c_char {
-    match unsafe { text_of(ptr) } {
-        Some(text) => match redact_literals(&text) {
-            Cow::Borrowed(_) => ptr,
-            Cow::Owned(new) => unsafe { copy_to_error_context(&new) },
-        },
-        None => ptr,
-    }
+    unsafe { rewritten(ptr, redact_literals) }
 }
 
 /// # Safety
 /// `ptr` must be NULL or a valid NUL-terminated string.
 unsafe fn audit_parameters_copy(ptr: *mut std::ffi::c_char) -> *mut std::ffi::c_char {
+    unsafe { rewritten(ptr, redact_audit_parameters) }
+}
+
+/// The field rewritten by `rewrite`, copied into ErrorContext only when it
+/// changed.
+///
+/// # Safety
+/// `ptr` must be NULL or a valid NUL-terminated string.
+unsafe fn rewritten(
+    ptr: *mut std::ffi::c_char,
+    rewrite: fn(&str) -> Cow<'_, str>,
+) -> *mut std::ffi::c_char {
     match unsafe { text_of(ptr) } {
-        Some(text) => match redact_audit_parameters(&text) {
+        Some(text) => match rewrite(&text) {
             Cow::Borrowed(_) => ptr,
             Cow::Owned(new) => unsafe { copy_to_error_context(&new) },
         },

@@ -89,21 +89,26 @@ def test_wrong_master_key_names_the_missing_fingerprint(server):
     assert cur.fetchone()[0] == 0
 
 
-def test_missing_key_file_refuses_every_key_operation(server):
-    server.write_keys(new_key_hex())
-    server.key_file.unlink()
-    server.start()
-    assert "no master key loaded: cortex_vault.master_key_file is unusable: it does not exist" \
-        in server.log_text()
+def refusal_of_create_org(server):
+    """Installs the extension and returns the error create_org() raises."""
     conn = server.connect()
     cur = conn.cursor()
     cur.execute("CREATE EXTENSION cortex_vault")
     with pytest.raises(psycopg2.Error) as err:
         cur.execute("SELECT cortex_vault.create_org()")
     assert err.value.pgcode == "55000"
-    assert err.value.diag.message_primary == "no master key is loaded"
-    assert err.value.diag.message_detail == \
-        "Cortex_vault.master_key_file is unusable: it does not exist."
+    return err.value, cur
+
+
+def test_missing_key_file_refuses_every_key_operation(server):
+    server.write_keys(new_key_hex())
+    server.key_file.unlink()
+    server.start()
+    assert "no master key loaded: cortex_vault.master_key_file is unusable: it does not exist" \
+        in server.log_text()
+    err, cur = refusal_of_create_org(server)
+    assert err.diag.message_primary == "no master key is loaded"
+    assert err.diag.message_detail == "Cortex_vault.master_key_file is unusable: it does not exist."
     cur.execute("SELECT count(*) FROM cortex_vault.orgs")
     assert cur.fetchone()[0] == 0
 
@@ -112,12 +117,8 @@ def test_key_file_readable_by_others_is_refused(server):
     server.key_file.chmod(0o644)
     server.start()
     assert "group or others may access it" in server.log_text()
-    conn = server.connect()
-    cur = conn.cursor()
-    cur.execute("CREATE EXTENSION cortex_vault")
-    with pytest.raises(psycopg2.Error) as err:
-        cur.execute("SELECT cortex_vault.create_org()")
-    assert err.value.diag.message_primary == "no master key is loaded"
+    err, _ = refusal_of_create_org(server)
+    assert err.diag.message_primary == "no master key is loaded"
 
 
 def test_key_command_is_the_second_source(server):
@@ -152,11 +153,6 @@ def test_master_key_never_reaches_the_log_or_settings(server):
 def test_without_preloading_the_vault_refuses_with_a_hint(server):
     server.set_conf("shared_preload_libraries = ''")
     server.start()
-    conn = server.connect()
-    cur = conn.cursor()
-    cur.execute("CREATE EXTENSION cortex_vault")
-    with pytest.raises(psycopg2.Error) as err:
-        cur.execute("SELECT cortex_vault.create_org()")
-    assert err.value.pgcode == "55000"
-    assert err.value.diag.message_primary == "cortex_vault was not loaded at server start"
-    assert "shared_preload_libraries" in err.value.diag.message_hint
+    err, _ = refusal_of_create_org(server)
+    assert err.diag.message_primary == "cortex_vault was not loaded at server start"
+    assert "shared_preload_libraries" in err.diag.message_hint
