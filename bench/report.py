@@ -51,10 +51,13 @@ def verdict(ok, ratio, goal, higher_is_better):
 
 
 def rotate_medians(by):
+    """Median seconds and shared buffers read of rotate_master_key(), per scale."""
     scales = {}
     for r in by.get("rotate_master_key", []):
-        scales.setdefault(r["secrets"], []).append(r["seconds"])
-    return {s: statistics.median(v) for s, v in sorted(scales.items())}
+        scales.setdefault(r["secrets"], []).append(r)
+    return {n: (statistics.median(x["seconds"] for x in v),
+                statistics.median(x["shared_read"] for x in v))
+            for n, v in sorted(scales.items())}
 
 
 def rows_read(by):
@@ -92,47 +95,54 @@ def rows_isolation(by):
     return out
 
 
-def fmt_tps(r):
-    return f"{r['a_median']:,.0f} / {r['b_median']:,.0f} tx/s"
+def fmt_sides(r):
+    return (f"{r['a_median']:,.0f} / {r['b_median']:,.0f} tx/s; "
+            f"{r['a_cpu_us']:.0f} / {r['b_cpu_us']:.0f} µs CPU per tx")
 
 
 def table(by):
-    lines = ["| figure | baseline it is divided by | measured ratio | vault / baseline | goal | "
-             "result |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| figure | baseline it is divided by | measured ratio | CPU-time ratio | "
+             "vault / baseline | goal | result |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, base, r, goal, result in rows_read(by) + rows_create(by) + rows_isolation(by):
-        spread = f" (rounds {r['round_ratio_min']:.2f}–{r['round_ratio_max']:.2f})"
+        lo, hi = r["round_ratio_min"], r["round_ratio_max"]
+        cpu = r["cpu_ratio"]
         if name.startswith("isolated"):
-            spread = (f" (rounds {1 / r['round_ratio_max']:.2f}–"
-                      f"{1 / r['round_ratio_min']:.2f})")
-        lines.append(f"| {name} | {base} | **{r['ratio']:.2f}**{spread} | {fmt_tps(r)} | "
-                     f"{goal} | {result} |")
+            lo, hi, cpu = 1 / hi, 1 / lo, 1 / cpu
+        lines.append(f"| {name} | {base} | **{r['ratio']:.2f}** (rounds {lo:.2f}–{hi:.2f}) | "
+                     f"{cpu:.2f} | {fmt_sides(r)} | {goal} | {result} |")
 
     rot = rotate_medians(by)
     if rot:
-        base_s = rot[min(rot)]
-        for scale, secs in rot.items():
-            ratio = secs / base_s
-            ok = secs < ROTATE_LIMIT_S and ratio <= 1.5
+        base_n = min(rot)
+        for scale, (secs, read) in rot.items():
+            ratio = secs / rot[base_n][0]
+            # Flat: far slower growth than the secrets' (10x and 100x), and
+            # under the 1 s limit.
+            ok = secs < ROTATE_LIMIT_S and ratio < 2
             result = "met" if ok else "**missed**"
+            if scale >= 1_000_000:
+                result += f" ({ROTATE_LIMIT_S / secs:.0f}x under 1 s)"
             lines.append(f"| rotate_master_key() at {scale:,} secrets, 1,000 organizations | "
-                         f"itself at {min(rot):,} | **{ratio:.2f}** | {secs * 1000:.0f} ms | "
-                         f"flat; under 1 s at 1M | {result} |")
+                         f"itself at {base_n:,} | **{ratio:.2f}** | – | {secs * 1000:.0f} ms, "
+                         f"{read:,.0f} shared buffers read | flat; under 1 s at 1M | {result} |")
 
     for r in by.get("decrypt", []):
         d = r["result"]
         lines.append(f"| decrypting one 200-byte value (Rust, the extension's crypto module) | "
-                     f"copying 200 bytes | **{d['ratio']:.0f}** | {d['decrypt_ns']:.0f} ns / "
-                     f"{d['copy_ns']:.1f} ns; {d['decrypt_bytes_per_s'] / 1e6:.0f} MB/s | "
-                     f"report it | {d['decrypt_bytes_per_s'] / 1e6:.0f} MB/s decrypted, "
-                     f"{d['copy_bytes_per_s'] / 1e9:.1f} GB/s copied |")
+                     f"copying 200 bytes | **{d['ratio']:.0f}** (time) | – | "
+                     f"{d['decrypt_ns']:.0f} ns / {d['copy_ns']:.1f} ns | report it, with "
+                     f"bytes/s | {d['decrypt_bytes_per_s'] / 1e6:.0f} MB/s decrypted, "
+                     f"{d['copy_bytes_per_s'] / 1e9:.1f} GB/s copied; with the organization "
+                     f"key's unwrap, as a read does: {d['unwrap_and_decrypt_ns']:.0f} ns |")
 
     for r in by.get("backend_memory", []):
         m = memory_summary(r)
         lines.append(f"| backend memory after {r['reads']:,} reads across {r['orgs']:,} "
                      f"organizations | a fresh backend | **{m['ratio']:.2f}** (private memory) | "
-                     f"{m['last']:,} / {m['fresh']:,} KiB | bounded; say the bound | "
+                     f"– | {m['last']:,} / {m['fresh']:,} KiB | bounded; say the bound | "
                      f"bounded: +{m['growth_after_warm']:,} KiB from read 1,000 to "
-                     f"{r['reads']:,} |")
+                     f"{r['reads']:,}, {m['max']:,} KiB at most |")
     return "\n".join(lines)
 
 
@@ -151,7 +161,7 @@ def plot(by, out):
     rot = rotate_medians(by)
     if rot:
         xs = list(rot)
-        left.plot(xs, [rot[x] * 1000 for x in xs], "o-", label="rotate_master_key()")
+        left.plot(xs, [rot[x][0] * 1000 for x in xs], "o-", label="rotate_master_key()")
         left.axhline(ROTATE_LIMIT_S * 1000, color="grey", ls="--", label="goal: under 1 s")
         left.set_xscale("log")
         left.set_yscale("log")
@@ -163,34 +173,47 @@ def plot(by, out):
     scale = sorted(by.get("read_scale", []), key=lambda r: int(r["nids"]))
     if scale:
         xs = [int(r["nids"]) for r in scale]
-        mid.plot(xs, [1e6 / r["a_median"] for r in scale], "o-", label="read_secret")
-        mid.plot(xs, [1e6 / r["b_median"] for r in scale], "s-", label="by hand (baseline)")
+        mid.plot(xs, [r["a_cpu_us"] for r in scale], "o-", label="read_secret")
+        mid.plot(xs, [r["b_cpu_us"] for r in scale], "s-", label="by hand (baseline)")
         mid.set_xscale("log")
         mid.set_ylim(bottom=0)
         mid.set_xlabel("secrets (1,000 organizations)")
-        mid.set_ylabel("µs per transaction, 1 client")
+        mid.set_ylabel("CPU µs per transaction, 1 client")
         mid.set_title("Read cost against the number of secrets")
         mid.legend()
 
     reads = sorted(by.get("read", []), key=lambda r: r["clients"])
     if reads:
         xs = [r["clients"] for r in reads]
-        right.plot(xs, [r["ratio"] for r in reads], "o-", label="read_secret / by hand")
+        right.plot(xs, [r["ratio"] for r in reads], "o-", color="C0",
+                   label="read_secret / by hand")
+        right.plot(xs, [r["cpu_ratio"] for r in reads], "o--", color="C0", alpha=0.5,
+                   label="same, CPU time")
         creates = sorted(by.get("create", []), key=lambda r: r["clients"])
-        right.plot([r["clients"] for r in creates], [r["ratio"] for r in creates], "s-",
+        cx = [r["clients"] for r in creates]
+        right.plot(cx, [r["ratio"] for r in creates], "s-", color="C1",
                    label="create_secret / by hand")
+        right.plot(cx, [r["cpu_ratio"] for r in creates], "s--", color="C1", alpha=0.5,
+                   label="same, CPU time")
         right.axhline(READ_GOAL[0], color="grey", ls="--", label="read goal 0.9")
         right.axhline(CREATE_GOAL[0], color="grey", ls=":", label="create goal 0.8")
         right.set_xscale("log", base=2)
         right.set_xticks(xs, [str(x) for x in xs])
         right.set_ylim(0, 1.1)
         right.set_xlabel("pgbench clients")
-        right.set_ylabel("throughput ratio")
+        right.set_ylabel("vault / baseline")
         right.set_title("Vault against plain SQL")
         right.legend(loc="lower right", fontsize="small")
 
     fig.tight_layout()
     fig.savefig(out, dpi=110)
+
+
+def rotate_note(run):
+    if max(run["scales"]) >= 1_000_000:
+        return ""
+    return ("\n- rotate_master_key() was timed up to "
+            f"{max(run['scales']):,} secrets; the 1M figure needs `--full`.")
 
 
 def main():
@@ -199,7 +222,6 @@ def main():
     run = by["run"][-1]
     m = machine()
     plot(by, png_path)
-    loads = {r["what"]: r for r in by.get("load", [])}
     create_rate = sum(r["rows"] for r in by["load"] if r["what"] == "create_secret") / sum(
         r["seconds"] for r in by["load"] if r["what"] == "create_secret")
 
@@ -207,9 +229,18 @@ def main():
 
 What the vault costs over plain SQL, as ratios measured in one run: each
 figure alternates the vault side and its baseline in rounds of {run['secs']} s
-({run['rounds']} rounds each, starting side alternating), and the ratio is the
-median throughput of one side over the median of the other. Absolute times
+({run['rounds']} rounds each, starting side alternating). Absolute times
 drift on shared machines; the ratios are what to compare.
+
+- *Measured ratio*: median transactions/s of the vault side over the median
+  of its baseline (for the isolated table: time per query, so lower is
+  better); the range is that of the single rounds.
+- *CPU-time ratio*: the same comparison made with the median CPU time per
+  transaction (server backends and pgbench together) instead of throughput.
+  On a saturated machine of its own the two agree; when other work shares
+  the machine, throughput moves with it and CPU time much less.
+- With 1 client, both sides spend much of each transaction waiting for
+  the other process to wake up, which dilutes the vault's share.
 
 Rerun with `{run['command']}` ({'full scale' if run['mode'] == 'full' else
 'small scale; `bash scripts/bench.sh --full` runs the full scale'}).
@@ -224,7 +255,7 @@ Rerun with `{run['command']}` ({'full scale' if run['mode'] == 'full' else
   {run['seconds'] / 60:.0f} minutes after the build.
 - Machine: {m['cores']} cores, {m['cpu']}, {m['memory_gib']} GiB, Linux {m['kernel']}.
 - Server: PostgreSQL {run['server_version']}, one throwaway server,
-  `shared_buffers = 2GB`, `synchronous_commit = off` (both sides alike; the
+  `shared_buffers = 2GB`, `synchronous_commit = off`, `autovacuum = off` (both sides alike; the
   ratios show CPU cost, not the disk's flush time), everything else default.
 - Data: {run['orgs']:,} organizations with 3 deployments each; secrets grown
   through `create_secret` to {', '.join(f'{s:,}' for s in run['scales'])},
@@ -239,7 +270,7 @@ Rerun with `{run['command']}` ({'full scale' if run['mode'] == 'full' else
   login role on copies of the vault's tables (same columns, indexes,
   constraints and row counts), in one statement each, as the vault does its
   work in one call.
-- pgbench: prepared statements, scripts in `bench/`.
+- pgbench: prepared statements, scripts in `bench/`.{rotate_note(run)}
 """
     pathlib.Path(md_path).write_text(md)
 

@@ -30,15 +30,15 @@ ORGS=1000
 APP_ROWS_PER_ORG=1000
 MEMORY_READS=100000
 SCALES="10000 100000"
-ROUNDS=5
-SECS=3
+ROUNDS=10
+SECS=2
 ROTATE_REPS=3
 MODE=default
 case ${1:-} in
 --full)
     SCALES="10000 100000 1000000"
-    ROUNDS=9
-    SECS=10
+    ROUNDS=15
+    SECS=5
     ROTATE_REPS=5
     MODE=full
     ;;
@@ -133,14 +133,16 @@ log "starting a throwaway PostgreSQL $VER server in $DIR"
 server init
 trap 'server stop' EXIT
 # Same settings for both sides of every figure: the data set fits in shared
-# buffers, and no checkpoint lands in the middle of a round. Commits do not
-# wait for the WAL flush, so that the ratios show the vault's CPU cost
-# rather than the disk's flush time, which both sides would share.
+# buffers, and no checkpoint or autovacuum lands in the middle of a round
+# (the loaders vacuum and analyze). Commits do not wait for the WAL flush,
+# so that the ratios show the vault's CPU cost rather than the disk's flush
+# time, which both sides would share.
 cat >>"$DIR/data/postgresql.conf" <<CONF
 shared_buffers = '2GB'
 max_wal_size = '8GB'
 checkpoint_timeout = '30min'
 synchronous_commit = off
+autovacuum = off
 CONF
 server start
 BENCH_PORT=$(cat "$DIR/port")
