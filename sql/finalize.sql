@@ -55,6 +55,11 @@ CREATE TRIGGER secrets_audit
     AFTER INSERT OR DELETE OR UPDATE OF version ON cortex_vault.secrets
     FOR EACH ROW EXECUTE FUNCTION cortex_vault._audit_secret_change();
 
+-- Every change to the bindings reaches the other backends' caches at commit.
+CREATE TRIGGER role_bindings_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON cortex_vault.role_bindings
+    FOR EACH STATEMENT EXECUTE FUNCTION cortex_vault._bindings_changed();
+
 -- Auditors see the rows of the organization in context, nothing else.
 ALTER TABLE cortex_vault.audit_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE cortex_vault.audit_log FORCE ROW LEVEL SECURITY;

@@ -37,6 +37,7 @@ pub extern "C-unwind" fn _PG_init() {
     settings::register(preloading);
     redact::install();
     elevate::register_cache_callback();
+    context::bindings::register_cache_callback();
     // Error reports go to clients and the server log; a Rust backtrace in
     // their context would only add noise, so capturing one is switched off.
     if preloading {

@@ -288,12 +288,13 @@ fn insert_secret(
     provider: Option<&str>,
     description: Option<&str>,
 ) -> VaultResult<()> {
-    let inserted = Spi::get_one_with_args::<bool>(
-        "WITH i AS (INSERT INTO cortex_vault.secrets \
+    use pg_sys::{TEXTOID, UUIDOID};
+    let inserted = crate::plans::run(
+        "INSERT INTO cortex_vault.secrets \
          (org_id, id, deployment_id, name, provider, description, version, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6, 1, $7) \
-         ON CONFLICT ON CONSTRAINT secrets_name_key DO NOTHING RETURNING 1) \
-         SELECT count(*) > 0 FROM i",
+         ON CONFLICT ON CONSTRAINT secrets_name_key DO NOTHING RETURNING 1",
+        &[UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID],
         &[
             (*org).into(),
             (*id).into(),
@@ -303,20 +304,24 @@ fn insert_secret(
             description.into(),
             crate::elevate::audit_user().into(),
         ],
+        |rows| Ok(!rows.is_empty()),
     )?;
-    match inserted {
-        Some(true) => Ok(()),
-        _ => Err(VaultError::DuplicateName),
+    if inserted {
+        Ok(())
+    } else {
+        Err(VaultError::DuplicateName)
     }
 }
 
 fn insert_version(org: &Uuid, id: &Uuid, version: i32, okv: i32, sealed: &[u8]) -> VaultResult<()> {
-    Spi::run_with_args(
+    use pg_sys::{BYTEAOID, INT4OID, UUIDOID};
+    crate::plans::run(
         "INSERT INTO cortex_vault.secret_versions \
          (org_id, secret_id, version, org_key_version, ciphertext) VALUES ($1, $2, $3, $4, $5)",
+        &[UUIDOID, UUIDOID, INT4OID, INT4OID, BYTEAOID],
         &[(*org).into(), (*id).into(), version.into(), okv.into(), sealed.into()],
-    )?;
-    Ok(())
+        |_| Ok(()),
+    )
 }
 
 /// Locks a secret row for rotation; its deployment and current version.

@@ -1,48 +1,91 @@
 //! Role bindings: database roles tied to organizations. A session whose
 //! current or session role is bound, directly or through a role it is a
 //! member of, may act only for the organizations bound that way, whatever it
-//! sets; bound to one organization, it needs no setting at all.
+//! sets; bound to one organization, it needs no setting at all. The bindings
+//! are cached per backend and reloaded after any change to the table.
 
 use crate::elevate::as_vault_owner;
 use crate::errors::{or_raise, required, VaultError, VaultResult};
 use pgrx::prelude::*;
 use pgrx::Uuid;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// Organizations the current role and the session role are bound to: one
 /// list per bound role, empty when neither is bound.
 pub fn bound_orgs() -> VaultResult<Vec<(String, Vec<Uuid>)>> {
+    let all = all_bindings()?;
+    if all.is_empty() {
+        return Ok(Vec::new());
+    }
     // SAFETY: both ids are valid inside a transaction.
     let (current, session) = unsafe { (pg_sys::GetUserId(), pg_sys::GetSessionUserId()) };
-    let roles = [role_name(current), role_name(session)];
-    let rows = as_vault_owner(|| bindings_of(&roles))?;
     let mut lists: Vec<(String, Vec<Uuid>)> = Vec::new();
-    for (role, org) in rows {
-        match lists.iter_mut().find(|(r, _)| *r == role) {
-            Some((_, orgs)) => orgs.push(org),
-            None => lists.push((role, vec![org])),
+    for (role, org) in all.iter() {
+        if !applies_to(role, current) && !applies_to(role, session) {
+            continue;
+        }
+        match lists.iter_mut().find(|(r, _)| r == role) {
+            Some((_, orgs)) => orgs.push(*org),
+            None => lists.push((role.clone(), vec![*org])),
         }
     }
     Ok(lists)
 }
 
-fn role_name(oid: pg_sys::Oid) -> String {
-    // SAFETY: with noerr = false a missing role raises instead of returning NULL.
-    unsafe { std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(oid, false)) }
-        .to_string_lossy()
-        .into_owned()
+/// Whether a binding of `role` applies to `member`: the same role or a role
+/// it is a member of. Superuser status does not count as membership.
+fn applies_to(role: &str, member: pg_sys::Oid) -> bool {
+    let Ok(name) = std::ffi::CString::new(role) else {
+        return false;
+    };
+    // SAFETY: a valid NUL-terminated name; missing_ok = true returns
+    // InvalidOid for a dropped role instead of raising.
+    let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
+    // SAFETY: plain catalog lookups on valid oids.
+    oid != pg_sys::Oid::INVALID && unsafe { pg_sys::is_member_of_role_nosuper(member, oid) }
 }
 
-/// (role, organization) pairs bound to either role or to any role either
-/// is a member of, in one query.
-fn bindings_of(roles: &[String; 2]) -> VaultResult<Vec<(String, Uuid)>> {
+/// Every binding: (role name, organization).
+type Bindings = Rc<Vec<(String, Uuid)>>;
+
+thread_local! {
+    /// Every binding, loaded once per backend and dropped by the relcache
+    /// callback whenever `role_bindings` (or any relation) is invalidated,
+    /// which the trigger on the table does at each change.
+    static ALL: RefCell<Option<Bindings>> = const { RefCell::new(None) };
+}
+
+/// Registers the callback that drops the cached bindings; from `_PG_init`.
+pub fn register_cache_callback() {
+    // SAFETY: registers a plain function for the lifetime of the process.
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(forget), pg_sys::Datum::from(0)) };
+}
+
+unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    // Never borrowed across a call into Postgres, so this cannot fail; if it
+    // did, dropping nothing would only delay a reload, so no panic here.
+    ALL.with(|a| {
+        if let Ok(mut cached) = a.try_borrow_mut() {
+            cached.take();
+        }
+    });
+}
+
+fn all_bindings() -> VaultResult<Bindings> {
+    if let Some(all) = ALL.with(|a| a.borrow().clone()) {
+        return Ok(all);
+    }
+    let all = Rc::new(as_vault_owner(load_bindings)?);
+    ALL.with(|a| *a.borrow_mut() = Some(all.clone()));
+    Ok(all)
+}
+
+fn load_bindings() -> VaultResult<Vec<(String, Uuid)>> {
     crate::plans::run(
-        "SELECT b.role_name::text, b.org_id FROM cortex_vault.role_bindings b \
-         JOIN pg_catalog.pg_roles r ON r.rolname = b.role_name \
-         WHERE pg_catalog.pg_has_role($1::name, r.oid, 'MEMBER') \
-            OR pg_catalog.pg_has_role($2::name, r.oid, 'MEMBER') \
-         ORDER BY b.role_name, b.org_id",
-        &[pg_sys::TEXTOID, pg_sys::TEXTOID],
-        &[roles[0].as_str().into(), roles[1].as_str().into()],
+        "SELECT role_name::text, org_id FROM cortex_vault.role_bindings ORDER BY role_name, org_id",
+        &[],
+        &[],
         |rows| {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
@@ -53,6 +96,20 @@ fn bindings_of(roles: &[String; 2]) -> VaultResult<Vec<(String, Uuid)>> {
             Ok(out)
         },
     )
+}
+
+/// Tells every backend, at commit, that the bindings changed; a statement
+/// trigger on `role_bindings`.
+#[pg_trigger]
+fn _bindings_changed<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgHeapTupleError> {
+    if let Ok(relid) = trigger.relid() {
+        // SAFETY: queues a relcache invalidation for an existing relation.
+        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    }
+    ALL.with(|a| a.borrow_mut().take());
+    Ok(None)
 }
 
 /// Binds a role to an organization; an administrator's function.

@@ -5,6 +5,7 @@ use super::master::fingerprint_hex;
 use crate::crypto::{self, Key, KeyBinding};
 use crate::errors::{VaultError, VaultResult};
 use pgrx::prelude::*;
+use pgrx::IntoDatum;
 use pgrx::Uuid;
 
 /// The organization key row, as a literal for `concat!`.
@@ -67,24 +68,56 @@ pub fn rewrap(org: &Uuid, version: i32, wrapped: &Wrapped) -> VaultResult<Option
     Ok(Some(Wrapped { fingerprint: newest_fp, blob }))
 }
 
-/// How `load` locks the organization key row.
+/// How `load` serialises value writers with key rotation and shredding.
 #[derive(Clone, Copy)]
 pub enum Lock {
-    /// Writers of secret values: no key rotation may run until they commit.
+    /// Writers of secret values: a shared advisory lock on the organization,
+    /// so no key rotation runs until they commit. Advisory locks live in
+    /// memory: unlike a row lock they write nothing to the table or the WAL.
     Share,
-    /// Key rotation and shredding: no writer may run until they commit.
+    /// Key rotation and shredding: the exclusive advisory lock, and the key
+    /// row locked for update.
     Update,
+}
+
+/// First key of the vault's transaction-level advisory locks ("CVLT"); the
+/// second is folded from the organization id. A collision with another
+/// user of advisory locks costs waiting, never correctness.
+const LOCK_CLASS: i32 = 0x4356_4c54;
+
+/// Takes the organization's advisory lock until the transaction ends.
+pub fn lock_org(org: &Uuid, lock: Lock) {
+    let b = org.as_bytes();
+    let folded = [
+        b[0] ^ b[4] ^ b[8] ^ b[12],
+        b[1] ^ b[5] ^ b[9] ^ b[13],
+        b[2] ^ b[6] ^ b[10] ^ b[14],
+        b[3] ^ b[7] ^ b[11] ^ b[15],
+    ];
+    let key = i32::from_be_bytes(folded);
+    let function = match lock {
+        Lock::Share => pg_sys::pg_advisory_xact_lock_shared_int4,
+        Lock::Update => pg_sys::pg_advisory_xact_lock_int4,
+    };
+    // SAFETY: both advisory lock functions take two non-null int4 and
+    // return void; the lock is released at transaction end.
+    unsafe {
+        pgrx::fcinfo::direct_function_call_as_datum(
+            function,
+            &[LOCK_CLASS.into_datum(), key.into_datum()],
+        );
+    }
 }
 
 /// Loads and unwraps the key of a registered, unshredded organization,
 /// locking its row so that key rotation and value writes serialise.
 pub fn load(org: &Uuid, lock: Lock) -> VaultResult<OrgKey> {
+    lock_org(org, lock);
     let query = match lock {
-        Lock::Share => concat!(load_sql!(), " FOR SHARE"),
+        Lock::Share => load_sql!(),
         Lock::Update => concat!(load_sql!(), " FOR UPDATE"),
     };
-    let row = Spi::connect_mut(|client| -> VaultResult<_> {
-        let rows = client.update(query, Some(1), &[(*org).into()])?;
+    let row = crate::plans::run(query, &[pg_sys::UUIDOID], &[(*org).into()], |rows| {
         if rows.is_empty() {
             return Ok(None);
         }
@@ -113,6 +146,7 @@ fn org_state(org: &Uuid) -> VaultResult<VaultError> {
 
 /// Locks a registered, unshredded organization's row before it is shredded.
 pub fn lock_for_shred(org: &Uuid) -> VaultResult<()> {
+    lock_org(org, Lock::Update);
     let state = Spi::connect_mut(|client| -> VaultResult<Option<bool>> {
         let rows = client.update(
             "SELECT shredded_at IS NOT NULL FROM cortex_vault.orgs WHERE org_id = $1 FOR UPDATE",
