@@ -15,8 +15,10 @@ WITH s AS (
 ), v AS (
     INSERT INTO plain.secret_versions (org_id, secret_id, version, org_key_version, ciphertext)
     SELECT s.org_id, s.id, 1, 1,
-           '\x01'::bytea || convert_to('sk-ant-api03-Zq7Xw2mK9pL4vB8nR1tY6uE3oI5aS0dF2gH7jK4lQ9wE1rT6yU3iO8pA5sD2fG7hJ4kL0zX9cV6bN3mQ1wE8r-Bench01AA', 'UTF8')
-           || '\x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627'::bytea
+           '\x01'::bytea
+           || convert_to('sk-ant-api03-Zq7Xw2mK9pL4vB8nR1tY6uE3oI5aS0dF2gH7jK4lQ9wE1rT6yU3iO8pA5sD2fG7hJ4kL0zX9cV6bN3mQ1wE8r-Bench01AA', 'UTF8')
+           || '\x000102030405060708090a0b0c0d0e0f1011121314151617'::bytea
+           || '\x18191a1b1c1d1e1f2021222324252627'::bytea
     FROM s
 ), a AS (
     INSERT INTO plain.audit_log (org_id, deployment_id, secret_id, operation, outcome,

@@ -10,6 +10,11 @@ BENCH_PORT, BENCH_RESULTS (results file, JSON lines).
     measure.py rotate --secrets N --rep I
     measure.py memory --reads N
     measure.py record JSON
+
+Each pgbench run is also charged its CPU time: the server's, read from the
+postmaster's count of its exited children once the run's backends are gone,
+and pgbench's own. CPU time per transaction moves much less than throughput
+when other work shares the machine.
 """
 
 import argparse
@@ -42,7 +47,10 @@ def record(obj):
     """Appends one figure to the results file and echoes it."""
     with RESULTS.open("a") as f:
         f.write(json.dumps(obj) + "\n")
-    print("   ", json.dumps(obj), flush=True)
+    # The echo leaves out the per-round lists and the scripts.
+    brief = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in obj.items()
+             if not isinstance(v, list) and k not in ("a", "b")}
+    print("   ", json.dumps(brief), flush=True)
 
 
 def connect(user):

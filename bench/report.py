@@ -22,6 +22,9 @@ READ_GOAL = (0.9, "at least 0.9")
 CREATE_GOAL = (0.8, "at least 0.8")
 ISOLATION_GOAL = (1.05, "at most 1.05")
 ROTATE_LIMIT_S = 1.0
+# Largest growth of rotate_master_key() time from one scale to the next (10x
+# the secrets) still called flat: a linear cost would grow 10x.
+ROTATE_STEP = 1.5
 
 
 def load(path):
@@ -89,10 +92,34 @@ def rows_isolation(by):
             # Time per query is the inverse of tx/s: the owner's over the role's.
             r = dict(r, ratio=r["b_median"] / r["a_median"])
             ok = r["ratio"] <= ISOLATION_GOAL[0]
-            out.append((f"isolated table, 1M rows: {what} (time)",
+            out.append((f"isolated table, 1M rows: {what} (time), {r['clients']} clients",
                         "the same query with WHERE org_id = ... as the table owner",
                         r, ISOLATION_GOAL[1], verdict(ok, r["ratio"], ISOLATION_GOAL[0], False)))
     return out
+
+
+def rotation_rows(by):
+    """One row per scale. Flat: from one scale to the next (10x the
+    secrets) the time grows by less than ROTATE_STEP, and stays under 1 s."""
+    rot = rotate_medians(by)
+    rows, prev = [], None
+    base_n = min(rot, default=0)
+    for scale, (secs, read) in rot.items():
+        ratio = secs / rot[base_n][0]
+        result = "met" if secs < ROTATE_LIMIT_S else "**missed**: over 1 s"
+        if prev is not None:
+            step = secs / rot[prev][0]
+            if step >= ROTATE_STEP and secs < ROTATE_LIMIT_S:
+                result = "**missed**"
+            result += (f": {scale / prev:.0f}x the secrets of {prev:,}, {step:.1f}x the time, "
+                       f"{read / rot[prev][1]:.1f}x the buffers read")
+        if scale >= 1_000_000 and secs < ROTATE_LIMIT_S:
+            result += f"; {ROTATE_LIMIT_S / secs:.0f}x under 1 s"
+        rows.append(f"| rotate_master_key() at {scale:,} secrets, 1,000 organizations | "
+                    f"itself at {base_n:,} | **{ratio:.2f}** | – | {secs * 1000:.0f} ms, "
+                    f"{read:,.0f} shared buffers read | flat; under 1 s at 1M | {result} |")
+        prev = scale
+    return rows
 
 
 def fmt_sides(r):
@@ -112,21 +139,7 @@ def table(by):
         lines.append(f"| {name} | {base} | **{r['ratio']:.2f}** (rounds {lo:.2f}–{hi:.2f}) | "
                      f"{cpu:.2f} | {fmt_sides(r)} | {goal} | {result} |")
 
-    rot = rotate_medians(by)
-    if rot:
-        base_n = min(rot)
-        for scale, (secs, read) in rot.items():
-            ratio = secs / rot[base_n][0]
-            # Flat: far slower growth than the secrets' (10x and 100x), and
-            # under the 1 s limit.
-            ok = secs < ROTATE_LIMIT_S and ratio < 2
-            result = "met" if ok else "**missed**"
-            if scale >= 1_000_000:
-                result += f" ({ROTATE_LIMIT_S / secs:.0f}x under 1 s)"
-            lines.append(f"| rotate_master_key() at {scale:,} secrets, 1,000 organizations | "
-                         f"itself at {base_n:,} | **{ratio:.2f}** | – | {secs * 1000:.0f} ms, "
-                         f"{read:,.0f} shared buffers read | flat; under 1 s at 1M | {result} |")
-
+    lines += rotation_rows(by)
     for r in by.get("decrypt", []):
         d = r["result"]
         lines.append(f"| decrypting one 200-byte value (Rust, the extension's crypto module) | "
@@ -155,56 +168,59 @@ def memory_summary(r):
             "growth_after_warm": last - warm, "max": max(x["RssAnon"] for x in s)}
 
 
-def plot(by, out):
-    fig, (left, mid, right) = plt.subplots(1, 3, figsize=(14, 4.2))
-
+def plot_rotation(ax, by):
+    """rotate_master_key() time against the number of secrets."""
     rot = rotate_medians(by)
-    if rot:
-        xs = list(rot)
-        left.plot(xs, [rot[x][0] * 1000 for x in xs], "o-", label="rotate_master_key()")
-        left.axhline(ROTATE_LIMIT_S * 1000, color="grey", ls="--", label="goal: under 1 s")
-        left.set_xscale("log")
-        left.set_yscale("log")
-        left.set_xlabel("secrets (1,000 organizations)")
-        left.set_ylabel("ms")
-        left.set_title("Master key rotation")
-        left.legend()
+    xs = list(rot)
+    ax.plot(xs, [rot[x][0] * 1000 for x in xs], "o-", label="rotate_master_key()")
+    ax.axhline(ROTATE_LIMIT_S * 1000, color="grey", ls="--", label="goal: under 1 s")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("secrets (1,000 organizations)")
+    ax.set_ylabel("ms")
+    ax.set_title("Master key rotation")
+    ax.legend()
 
+
+def plot_read_scale(ax, by):
+    """CPU time of a read and of its baseline against the number of secrets."""
     scale = sorted(by.get("read_scale", []), key=lambda r: int(r["nids"]))
-    if scale:
-        xs = [int(r["nids"]) for r in scale]
-        mid.plot(xs, [r["a_cpu_us"] for r in scale], "o-", label="read_secret")
-        mid.plot(xs, [r["b_cpu_us"] for r in scale], "s-", label="by hand (baseline)")
-        mid.set_xscale("log")
-        mid.set_ylim(bottom=0)
-        mid.set_xlabel("secrets (1,000 organizations)")
-        mid.set_ylabel("CPU µs per transaction, 1 client")
-        mid.set_title("Read cost against the number of secrets")
-        mid.legend()
+    xs = [int(r["nids"]) for r in scale]
+    ax.plot(xs, [r["a_cpu_us"] for r in scale], "o-", label="read_secret")
+    ax.plot(xs, [r["b_cpu_us"] for r in scale], "s-", label="by hand (baseline)")
+    ax.set_xscale("log")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("secrets (1,000 organizations)")
+    ax.set_ylabel("CPU µs per transaction, 2 clients")
+    ax.set_title("Read cost against the number of secrets")
+    ax.legend()
 
-    reads = sorted(by.get("read", []), key=lambda r: r["clients"])
-    if reads:
-        xs = [r["clients"] for r in reads]
-        right.plot(xs, [r["ratio"] for r in reads], "o-", color="C0",
-                   label="read_secret / by hand")
-        right.plot(xs, [r["cpu_ratio"] for r in reads], "o--", color="C0", alpha=0.5,
-                   label="same, CPU time")
-        creates = sorted(by.get("create", []), key=lambda r: r["clients"])
-        cx = [r["clients"] for r in creates]
-        right.plot(cx, [r["ratio"] for r in creates], "s-", color="C1",
-                   label="create_secret / by hand")
-        right.plot(cx, [r["cpu_ratio"] for r in creates], "s--", color="C1", alpha=0.5,
-                   label="same, CPU time")
-        right.axhline(READ_GOAL[0], color="grey", ls="--", label="read goal 0.9")
-        right.axhline(CREATE_GOAL[0], color="grey", ls=":", label="create goal 0.8")
-        right.set_xscale("log", base=2)
-        right.set_xticks(xs, [str(x) for x in xs])
-        right.set_ylim(0, 1.1)
-        right.set_xlabel("pgbench clients")
-        right.set_ylabel("vault / baseline")
-        right.set_title("Vault against plain SQL")
-        right.legend(loc="lower right", fontsize="small")
 
+def plot_ratios(ax, by):
+    """Throughput and CPU-time ratios of reads and creates against clients."""
+    for fig, marker, color, goal, style in (("read", "o", "C0", READ_GOAL[0], "--"),
+                                             ("create", "s", "C1", CREATE_GOAL[0], ":")):
+        rows = sorted(by.get(fig, []), key=lambda r: r["clients"])
+        xs = [r["clients"] for r in rows]
+        ax.plot(xs, [r["ratio"] for r in rows], f"{marker}-", color=color,
+                label=f"{fig}_secret / by hand")
+        ax.plot(xs, [r["cpu_ratio"] for r in rows], f"{marker}--", color=color, alpha=0.5,
+                label="same, CPU time")
+        ax.axhline(goal, color="grey", ls=style, label=f"{fig} goal {goal}")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([1, 2, 4, 8], ["1", "2", "4", "8"])
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("pgbench clients")
+    ax.set_ylabel("vault / baseline")
+    ax.set_title("Vault against plain SQL")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize="small")
+
+
+def plot(by, out):
+    fig, axes = plt.subplots(1, 3, figsize=(14, 5))
+    plot_rotation(axes[0], by)
+    plot_read_scale(axes[1], by)
+    plot_ratios(axes[2], by)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
@@ -270,7 +286,12 @@ Rerun with `{run['command']}` ({'full scale' if run['mode'] == 'full' else
   login role on copies of the vault's tables (same columns, indexes,
   constraints and row counts), in one statement each, as the vault does its
   work in one call.
-- pgbench: prepared statements, scripts in `bench/`.{rotate_note(run)}
+- pgbench: prepared statements, scripts in `bench/`. rotate_master_key() is
+  timed in a new backend right after the restart that loads the new master
+  key version, as an operator runs it: the shared buffers it reads are
+  mostly the audit log's index pages, one per organization and index, so
+  its time follows the audit trail's size up to that bound, not the
+  secrets'.{rotate_note(run)}
 """
     pathlib.Path(md_path).write_text(md)
 
