@@ -79,47 +79,12 @@ else
     fi
 fi
 
-# The server: scripts/server.sh for PostgreSQL 15, the same steps by hand
-# for another build, whose binaries server.sh does not know.
-server() { # init|start|stop
-    if [[ -z $PG_CONFIG ]]; then
-        bash scripts/server.sh "$1" "$VER" "$DIR"
-        return
-    fi
-    case $1 in
-    init)
-        mkdir -p "$DIR"
-        chown postgres "$DIR"
-        chmod 700 "$DIR"
-        as_pg "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust --no-instructions \
-            -E UTF8 --locale=C >/dev/null
-        for key in master token; do
-            new_master_key >"$DIR/$key.key"
-            chown postgres "$DIR/$key.key"
-            chmod 600 "$DIR/$key.key"
-        done
-        "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])' >"$DIR/port"
-        cat >>"$DIR/data/postgresql.conf" <<CONF
-# cortex_vault throwaway server
-listen_addresses = '127.0.0.1'
-port = $(cat "$DIR/port")
-unix_socket_directories = '$DIR'
-shared_preload_libraries = 'cortex_vault'
-cortex_vault.master_key_file = '$DIR/master.key'
-cortex_vault.token_key_file = '$DIR/token.key'
-logging_collector = off
-CONF
-        ;;
-    start) as_pg "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null ;;
-    stop)
-        if [[ -f $DIR/data/postmaster.pid ]] &&
-            as_pg "$BIN/pg_ctl" -D "$DIR/data" status >/dev/null 2>&1; then
-            as_pg "$BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null
-        fi
-        ;;
-    esac
-}
+# The server, through scripts/server.sh; for another build it is told
+# which pg_config to use.
+if [[ -n $PG_CONFIG ]]; then
+    export CORTEX_VAULT_PG_CONFIG=$PG_CONFIG
+fi
+server() { bash scripts/server.sh "$1" "$VER" "$DIR"; } # init|start|stop
 
 new_master_key() { "$PY" -c 'import secrets; print(secrets.token_hex(32))'; }
 

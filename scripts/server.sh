@@ -10,10 +10,18 @@
 #   server.sh stop VERSION DIR         fast shutdown
 #   server.sh psql VERSION DIR [ARGS]  psql as the postgres superuser
 #   server.sh bindir VERSION           the server binaries of VERSION
+#
+# CORTEX_VAULT_PG_CONFIG, when set, names the pg_config of the build to use
+# instead of the one pgrx registered for VERSION.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pg_config_for() {
+    # CORTEX_VAULT_PG_CONFIG names another build (the benchmarks use it).
+    if [[ -n ${CORTEX_VAULT_PG_CONFIG:-} ]]; then
+        echo "$CORTEX_VAULT_PG_CONFIG"
+        return
+    fi
     local cfg="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
     local path
     path=$(sed -n "s/^pg$1 = \"\(.*\)\"$/\1/p" "$cfg" 2>/dev/null)
