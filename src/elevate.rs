@@ -23,7 +23,7 @@ thread_local! {
 /// The role a vault call acts as, for the audit trail: the caller while a
 /// call is switched to the owner, the current role otherwise.
 pub fn audit_user() -> String {
-    CALLER.with(|c| c.borrow().clone()).unwrap_or_else(current_role_name)
+    caller().unwrap_or_else(current_role_name)
 }
 
 /// The caller of the vault function now running; `None` outside one.

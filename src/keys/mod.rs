@@ -89,14 +89,6 @@ pub fn by_fingerprint(fp_hex: &str) -> VaultResult<&'static MasterKey> {
     })
 }
 
-/// Fingerprints of the loaded versions, oldest first; empty when none.
-pub fn loaded_fingerprints() -> Vec<String> {
-    match KEYRING.get() {
-        Some(Ok(keys)) => keys.iter().map(|k| fingerprint_hex(&k.fingerprint)).collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// Capitalises a reason into a DETAIL sentence.
 fn sentence(reason: &str) -> String {
     let mut chars = reason.chars();
